@@ -1,0 +1,1 @@
+"""reseg-tf: ReSeg recurrent semantic segmentation in TensorFlow 2."""
