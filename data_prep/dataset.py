@@ -1,0 +1,72 @@
+"""What every dataset converter hands to the shard writer.
+
+A converter module (`camvid`, `horse`, `flowers`, `synthetic`) knows one raw
+layout. Its `plan(...)` function lists the examples of each split without
+decoding anything (so layout errors surface before any work is done) and
+returns a `Plan`; `Plan.load(ref)` then decodes one example into NumPy arrays.
+Loading runs in worker threads, so it must not touch shared state.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+class BadInputError(Exception):
+  """A problem with the user's data, reported with the file it concerns."""
+
+  def __init__(self, path: str, problem: str):
+    super().__init__(f"{path}: {problem}")
+    self.path = path
+    self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """Static description of a dataset's classes."""
+  name: str
+  class_names: tuple[str, ...]
+  class_colors: tuple[tuple[int, int, int], ...]  # RGB, for drawing.
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleRef:
+  """One example to convert: where it comes from, not yet decoded."""
+  name: str  # Stored as image/filename.
+  image_path: Optional[str] = None
+  label_path: Optional[str] = None
+  index: int = 0  # For generated data: the example's seed offset.
+
+
+@dataclasses.dataclass
+class LoadedExample:
+  """One decoded example, ready to be written."""
+  image: np.ndarray  # uint8 [H, W, 3]
+  label: np.ndarray  # uint8 [H, W], class ids 0..K-1 and 255.
+  # The source file's bytes when they can be stored untouched (same pixels,
+  # no resize, RGB PNG or JPEG); None makes the writer encode `image` as PNG.
+  image_encoded: Optional[bytes] = None
+  image_format: Optional[str] = None
+
+
+@dataclasses.dataclass
+class Plan:
+  """Everything the writer needs to convert one dataset."""
+  info: DatasetInfo
+  splits: dict[str, list[ExampleRef]]
+  load: Callable[[ExampleRef], LoadedExample]
+  # How the split was made, recorded in metadata.json.
+  split_description: dict
+  # Splits the layout does not have, with the reason (e.g. no test/ folder).
+  absent_splits: dict[str, str] = dataclasses.field(default_factory=dict)
+  # Pairs found broken while planning (e.g. an image without its label);
+  # an error unless --skip_bad. Each entry: {"path": ..., "problem": ...}.
+  unpaired: list[dict] = dataclasses.field(default_factory=list)
+  source: dict = dataclasses.field(default_factory=dict)
