@@ -1,0 +1,266 @@
+"""ReSeg: VGG front end, ReNet layers and a transposed-convolution head.
+
+Visin et al. 2016 (arXiv:1511.07053v3), sec. 3 and fig. 1:
+
+    image [B, H, W, 3] RGB 0..255
+      -> "caffe" preprocessing, zero-pad H and W to a multiple of the stride
+      -> VGG-16 conv1_1 .. conv3_3 (frozen)        [B, H/4, W/4, 256]
+      -> ReNet layers                              [B, H/S, W/S, 2U]
+      -> transposed convs (stride = size) + ReLU   [B, H, W, F]
+      -> 1x1 convolution                           [B, H, W, K or K + 1]
+      -> crop to the input size
+
+`S` is the total stride: 4 for VGG (1 without it) times the product of the
+ReNet patch sizes; the transposed convolutions must undo exactly `S`.
+
+Void: with `void_as_class=True` the classifier has `num_classes + 1` outputs
+and void is trained as a class (the original CamVid code); otherwise it has
+`num_classes` outputs and the loss is expected to ignore void pixels.
+
+"ReSeg without VGG" (the paper's Weizmann Horse ablation; its architecture is
+not published): the ReNet stack reads the preprocessed image itself, scaled by
+1/255 so the values lie in about [-0.5, 0.5] (raw 0..255 values would saturate
+GRUs initialised N(0, 0.1)). ReNet patches then do the downsampling, e.g. 2x2
+in two layers for a stride of 4, undone by two 2x2 transposed convolutions
+(see gin/model/horse_no_vgg.gin).
+
+For training, the frozen front end and the trainable part are exposed apart:
+`features(images)` (preprocessing, padding and VGG; cacheable) and
+`head(features, output_size)` (ReNet, upsampling, classifier, crop; the part
+worth compiling with XLA). `__call__` chains them.
+"""
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+from reseg_tf import renet
+from reseg_tf import vgg as vgg_lib
+
+# Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
+NO_VGG_INPUT_SCALE = 1.0 / 255.0
+
+
+def _glorot_uniform(shape, fan_in, fan_out):
+  limit = math.sqrt(6.0 / (fan_in + fan_out))
+  return tf.random.uniform(shape, -limit, limit, dtype=tf.float32)
+
+
+class TransposedConv(tf.Module):
+  """Transposed convolution whose stride equals its filter size, with ReLU.
+
+  Because the stride equals the filter size the output patches do not
+  overlap, so the layer is one matmul and a reshape: input pixel `(h, w)`
+  writes the `[fh, fw, F]` block at `(h * fh, w * fw)`. This equals
+  `tf.nn.conv2d_transpose(x, w, strides=(fh, fw), padding='VALID')` with
+  the same `w` (layout `[fh, fw, F, C]`), and compiles well under XLA.
+  """
+
+  def __init__(self,
+               input_channels: int,
+               filters: int,
+               size: Sequence[int] = (2, 2),
+               relu: bool = True,
+               name: Optional[str] = None):
+    """Creates the layer.
+
+    Args:
+      input_channels: `C`.
+      filters: `F`, the output channels.
+      size: `(fh, fw)`, filter size and stride.
+      relu: apply a ReLU (ReSeg does after every upsampling layer).
+      name: module name.
+    """
+    super().__init__(name=name)
+    self.size = tuple(int(s) for s in size)
+    self.filters = filters
+    self.relu = relu
+    fh, fw = self.size
+    with self.name_scope:
+      self.w = tf.Variable(
+          _glorot_uniform([fh, fw, filters, input_channels],
+                          fan_in=input_channels * fh * fw,
+                          fan_out=filters * fh * fw),
+          name='w')  # [fh, fw, F, C], the conv2d_transpose layout.
+      self.b = tf.Variable(tf.zeros([filters]), name='b')
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, C]` -> `[B, H * fh, W * fw, F]`, in the dtype of `x`."""
+    fh, fw = self.size
+    shape = tf.shape(x)
+    b, h, w = (x.shape[i] if x.shape[i] is not None else shape[i]
+               for i in range(3))
+    y = tf.einsum('bhwc,ijfc->bhiwjf', x, tf.cast(self.w, x.dtype))
+    y = tf.reshape(y, [b, h * fh, w * fw, self.filters])  # [B, H*fh, W*fw, F]
+    y = y + tf.cast(self.b, x.dtype)
+    return tf.nn.relu(y) if self.relu else y
+
+
+class Conv1x1(tf.Module):
+  """A 1x1 convolution: a per-pixel affine map of the channels."""
+
+  def __init__(self, input_channels: int, outputs: int,
+               name: Optional[str] = None):
+    """Creates `w [C, K]` (Glorot uniform) and `b [K]` (zeros)."""
+    super().__init__(name=name)
+    with self.name_scope:
+      self.w = tf.Variable(
+          _glorot_uniform([input_channels, outputs], input_channels, outputs),
+          name='w')
+      self.b = tf.Variable(tf.zeros([outputs]), name='b')
+
+  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, C]` -> `[B, H, W, K]`, in the dtype of `x`."""
+    return (tf.einsum('bhwc,ck->bhwk', x, tf.cast(self.w, x.dtype)) +
+            tf.cast(self.b, x.dtype))
+
+
+class ReSeg(tf.Module):
+  """ReSeg semantic segmentation network; returns per-pixel logits.
+
+  Defaults are the code-faithful CamVid model (see gin/model/camvid.gin)
+  except `num_classes`, which is required.
+  """
+
+  def __init__(self,
+               num_classes: int,
+               void_as_class: bool = False,
+               use_vgg: bool = True,
+               vgg_weights: Optional[str] = 'auto',
+               vgg_trainable: bool = False,
+               renet_units: Sequence[int] = (100, 100),
+               renet_patch_sizes: Sequence[Sequence[int]] = ((1, 1), (1, 1)),
+               renet_core: str = 'gru',
+               sweep_order: str = 'horizontal_first',
+               bidirectional_mode: str = 'stacked',
+               renet_init: str = 'normal',
+               upsample_filters: Sequence[int] = (50, 50),
+               upsample_size: Sequence[int] = (2, 2),
+               compute_dtype: Union[str, tf.DType] = tf.float32,
+               vgg_compute_dtype: Union[str, tf.DType] = tf.float32,
+               name: Optional[str] = 'reseg'):
+    """Creates every variable.
+
+    Args:
+      num_classes: `K`, the real classes (void excluded; 11 for CamVid).
+      void_as_class: True adds a `K + 1`-th output for void (original CamVid
+        code); False gives `K` outputs and void must be ignored by the loss.
+      use_vgg: False builds "ReSeg without VGG": the ReNet stack reads the
+        image (see the module docstring).
+      vgg_weights: see `vgg.VGGFrontEnd`: `'auto'`, `'imagenet'`,
+        `'random'` or a path to an `.h5`/`.npz` file.
+      vgg_trainable: fine-tune VGG (paper and code: frozen).
+      renet_units: `U` per direction of each ReNet layer (layer output
+        `2U` channels).
+      renet_patch_sizes: `(ph, pw)` of each ReNet layer.
+      renet_core: `'gru'` (paper and code) or `'lstm'`.
+      sweep_order: `'horizontal_first'` (code) or `'vertical_first'` (paper).
+      bidirectional_mode: `'stacked'` (code: the backward RNN reads the
+        forward one's states) or `'independent'` (paper).
+      renet_init: `'normal'` (code: N(0, 0.1)) or `'orthogonal'` (paper).
+      upsample_filters: filters of each transposed convolution.
+      upsample_size: `(fh, fw)` filter size (= stride) of all of them.
+      compute_dtype: dtype of ReNet and the upsampling head (variables stay
+        float32; logits are float32).
+      vgg_compute_dtype: dtype of the VGG convolutions (and of `features`).
+      name: module name.
+
+    Raises:
+      ValueError: inconsistent lengths, or upsampling that does not undo the
+        total stride exactly.
+    """
+    super().__init__(name=name)
+    if len(renet_units) != len(renet_patch_sizes):
+      raise ValueError(
+          f'renet_units {tuple(renet_units)} and renet_patch_sizes '
+          f'{tuple(renet_patch_sizes)} must have the same length.')
+    self.num_classes = num_classes
+    self.void_as_class = void_as_class
+    self.num_outputs = num_classes + (1 if void_as_class else 0)
+    self.compute_dtype = tf.as_dtype(compute_dtype)
+
+    front = vgg_lib.STRIDE if use_vgg else 1
+    sh = front * math.prod(int(p[0]) for p in renet_patch_sizes)
+    sw = front * math.prod(int(p[1]) for p in renet_patch_sizes)
+    self.stride = (sh, sw)  # Input sizes are padded to multiples of this.
+    fh, fw = (int(s) for s in upsample_size)
+    n = len(upsample_filters)
+    if (fh**n, fw**n) != self.stride:
+      raise ValueError(
+          f'{n} transposed convolutions of size {(fh, fw)} upsample by '
+          f'{(fh**n, fw**n)}, but front end and ReNet patches downsample by '
+          f'{self.stride}.')
+
+    with self.name_scope:
+      self.vgg = (vgg_lib.VGGFrontEnd(weights=vgg_weights,
+                                      trainable=vgg_trainable,
+                                      compute_dtype=vgg_compute_dtype)
+                  if use_vgg else None)
+      channels = vgg_lib.OUTPUT_CHANNELS if use_vgg else 3
+      self.renet_layers = []
+      for i, (units, patch) in enumerate(zip(renet_units, renet_patch_sizes)):
+        layer = renet.ReNetLayer(
+            channels, units, patch_size=tuple(int(p) for p in patch),
+            core=renet_core, sweep_order=sweep_order,
+            bidirectional_mode=bidirectional_mode, init=renet_init,
+            compute_dtype=self.compute_dtype, name=f'renet{i}')
+        self.renet_layers.append(layer)
+        channels = layer.output_channels
+      self.upsample_layers = []
+      for i, filters in enumerate(upsample_filters):
+        self.upsample_layers.append(
+            TransposedConv(channels, filters, (fh, fw), name=f'upsample{i}'))
+        channels = filters
+      self.classifier = Conv1x1(channels, self.num_outputs, name='classifier')
+
+  def features(self, images: tf.Tensor) -> tf.Tensor:
+    """The front end: preprocessing, padding and (frozen) VGG.
+
+    Args:
+      images: `[B, H, W, 3]` RGB in 0..255, uint8 or float.
+
+    Returns:
+      `[B, H'/4, W'/4, 256]` VGG features in `vgg_compute_dtype`, or without
+      VGG `[B, H', W', 3]` float32 scaled pixels; `H'`, `W'` are `H`, `W`
+      rounded up to multiples of `stride` (zero padding at the bottom and
+      right, i.e. the mean colour).
+    """
+    x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
+    shape = tf.shape(x)
+    pads = []
+    for i, s in zip((1, 2), self.stride):
+      size = x.shape[i] if x.shape[i] is not None else shape[i]
+      pads.append([0, (-size) % s])
+    x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
+    if self.vgg is None:
+      return x * NO_VGG_INPUT_SCALE
+    return self.vgg(x)  # [B, H'/4, W'/4, 256]
+
+  def head(self, features: tf.Tensor,
+           output_size: Union[Tuple[int, int], tf.Tensor]) -> tf.Tensor:
+    """The trainable part: ReNet, upsampling, classifier, crop.
+
+    Args:
+      features: the output of `features`.
+      output_size: `(H, W)` of the original images.
+
+    Returns:
+      `[B, H, W, num_outputs]` float32 logits.
+    """
+    x = tf.cast(features, tf.float32)
+    for layer in self.renet_layers:
+      x = layer(x)  # [B, H'/S.., W'/S.., 2U]
+    x = tf.cast(x, self.compute_dtype)
+    for layer in self.upsample_layers:
+      x = layer(x)
+    logits = self.classifier(x)  # [B, H', W', K(+1)]
+    h, w = output_size[0], output_size[1]
+    return tf.cast(logits[:, :h, :w, :], tf.float32)  # [B, H, W, K(+1)]
+
+  def __call__(self, images: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, 3]` RGB 0..255 -> `[B, H, W, num_outputs]` float32 logits."""
+    shape = tf.shape(images)
+    size = tuple(images.shape[i] if images.shape[i] is not None else shape[i]
+                 for i in (1, 2))
+    return self.head(self.features(images), size)

@@ -1,0 +1,202 @@
+"""Tests of the ReSeg model: shapes, parameter counts, head modules, tracing."""
+
+import os
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf import model as model_lib
+from reseg_tf import vgg
+
+# Tiny sizes keep the tests fast; the CamVid sizes are tested once.
+TINY = dict(renet_units=(4, 4), upsample_filters=(3, 3), vgg_weights='random')
+TINY_NO_VGG = dict(use_vgg=False, renet_units=(4, 3),
+                   renet_patch_sizes=((2, 2), (2, 2)), upsample_filters=(5, 3))
+
+
+def _count(variables):
+  return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def _gru(c, u):
+  """Parameters of one GRU direction with one bias per gate."""
+  return 3 * (c * u + u * u + u)
+
+
+class TransposedConvTest(tf.test.TestCase):
+
+  def test_equals_conv2d_transpose(self):
+    layer = model_lib.TransposedConv(5, 4, (2, 3), relu=False)
+    layer.b.assign(tf.random.normal([4]))
+    x = tf.random.normal([2, 3, 4, 5])
+    expected = tf.nn.conv2d_transpose(
+        x, layer.w, output_shape=[2, 6, 12, 4], strides=(2, 3),
+        padding='VALID') + layer.b
+    self.assertAllClose(layer(x), expected, atol=1e-5)
+    self.assertAllClose(model_lib.TransposedConv(5, 4, (2, 3))(x) >= 0,
+                        tf.ones([2, 6, 12, 4], tf.bool))
+
+  def test_parameters_and_names(self):
+    layer = model_lib.TransposedConv(200, 50, (2, 2), name='up')
+    self.assertEqual(_count(layer.trainable_variables), 2 * 2 * 200 * 50 + 50)
+    self.assertEqual(layer.w.name, 'up/w:0')
+
+
+class Conv1x1Test(tf.test.TestCase):
+
+  def test_equals_conv2d(self):
+    layer = model_lib.Conv1x1(6, 3)
+    layer.b.assign([1.0, -2.0, 0.5])
+    x = tf.random.normal([2, 5, 7, 6])
+    expected = tf.nn.conv2d(x, layer.w[None, None], 1, 'VALID') + layer.b
+    self.assertAllClose(layer(x), expected, atol=1e-5)
+
+
+class ReSegTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_camvid_shapes_and_parameter_counts(self):
+    net = model_lib.ReSeg(num_classes=11, void_as_class=True,
+                          vgg_weights='random')
+    images = tf.random.uniform([1, 360, 480, 3], 0, 256, tf.int32)
+    logits = net(tf.cast(images, tf.uint8))
+    self.assertEqual(logits.shape, (1, 360, 480, 12))
+    self.assertEqual(logits.dtype, tf.float32)
+    self.assertTrue(np.isfinite(logits.numpy()).all())
+    # ReNet layer 1 (C = 256, U = 100, stacked: the backward GRUs read U):
+    #   sweep 1: 107,100 + 60,300, sweep 2 (C = 200): 90,300 + 60,300.
+    # ReNet layer 2 (C = 200): 2 * (90,300 + 60,300). ReNet: 619,200.
+    # Upsampling: (2*2*200*50 + 50) + (2*2*50*50 + 50) = 50,100.
+    # Classifier: 50 * 12 + 12 = 612. Total 669,912 (RESEG.md).
+    renet = (_gru(256, 100) + _gru(100, 100) + 3 * _gru(200, 100) +
+             3 * _gru(100, 100))
+    self.assertEqual(renet, 619_200)
+    self.assertEqual(_count(net.trainable_variables), 669_912)
+    frozen = [v for v in net.variables if not v.trainable]
+    self.assertEqual(_count(frozen), 1_735_488)
+    self.assertCountEqual([v.ref() for v in frozen],
+                          [v.ref() for v in net.vgg.variables])
+
+  def test_paper_variant_parameter_count(self):
+    net = model_lib.ReSeg(num_classes=11, void_as_class=True,
+                          vgg_weights='random', sweep_order='vertical_first',
+                          bidirectional_mode='independent',
+                          renet_init='orthogonal')
+    # Independent: both directions read the input, so every backward GRU has
+    # the forward one's size: 2 * (107,100 + 90,300) + 4 * 90,300 = 756,000.
+    renet = 2 * (_gru(256, 100) + _gru(200, 100)) + 4 * _gru(200, 100)
+    self.assertEqual(renet, 756_000)
+    self.assertEqual(_count(net.trainable_variables), renet + 50_100 + 612)
+
+  def test_fine_tuned_vgg_is_trainable(self):
+    net = model_lib.ReSeg(num_classes=2, vgg_trainable=True, **TINY)
+    self.assertEqual(_count(net.trainable_variables),
+                     _count(net.variables))
+    self.assertGreater(_count(net.trainable_variables), 1_735_488)
+
+  @parameterized.named_parameters(
+      ('vgg', TINY), ('no_vgg', TINY_NO_VGG))
+  def test_odd_input_size_gives_logits_of_that_size(self, config):
+    net = model_lib.ReSeg(num_classes=3, **config)
+    images = tf.random.uniform([2, 97, 131, 3], 0, 255)
+    self.assertEqual(net(images).shape, (2, 97, 131, 3))
+    self.assertEqual(net.stride, (4, 4))
+
+  @parameterized.named_parameters(
+      ('vgg', TINY), ('no_vgg', TINY_NO_VGG))
+  def test_odd_size_equals_mean_padded_then_cropped(self, config):
+    net = model_lib.ReSeg(num_classes=2, **config)
+    images = tf.random.uniform([1, 21, 30, 3], 0, 255)
+    mean_rgb = tf.constant(vgg.CAFFE_MEAN_BGR[::-1])
+    padded = tf.pad(images - mean_rgb, [[0, 0], [0, 3], [0, 2], [0, 0]])
+    padded += mean_rgb  # [1, 24, 32, 3]: padding = the mean colour.
+    self.assertAllClose(net(images), net(padded)[:, :21, :30], atol=1e-4)
+
+  @parameterized.named_parameters(('void_as_class', True, 4),
+                                  ('void_ignored', False, 3))
+  def test_void_choice_sets_number_of_outputs(self, void_as_class, k):
+    net = model_lib.ReSeg(num_classes=3, void_as_class=void_as_class,
+                          **TINY_NO_VGG)
+    self.assertEqual(net.num_outputs, k)
+    self.assertEqual(net(tf.zeros([1, 8, 8, 3])).shape, (1, 8, 8, k))
+
+  def test_features_and_head_equal_call(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY)
+    images = tf.random.uniform([2, 18, 23, 3], 0, 255)
+    features = net.features(images)
+    self.assertEqual(features.shape, (2, 5, 6, 256))  # Padded to 20x24.
+    self.assertAllClose(net.head(features, (18, 23)), net(images))
+
+  def test_every_output_pixel_sees_every_input_pixel(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY_NO_VGG)
+    images = tf.random.uniform([1, 12, 16, 3], 0, 255)
+    with tf.GradientTape() as tape:
+      tape.watch(images)
+      corner = tf.reduce_sum(net(images)[0, -1, -1])
+    grad = tf.reduce_sum(tf.abs(tape.gradient(corner, images)), -1)
+    self.assertAllGreater(grad, 0.0)
+
+  def test_stride_mismatch_is_an_error(self):
+    with self.assertRaisesRegex(ValueError, r'upsample by \(2, 2\).*\(4, 4\)'):
+      model_lib.ReSeg(num_classes=2, upsample_filters=(8,), **{
+          k: v for k, v in TINY.items() if k != 'upsample_filters'})
+    with self.assertRaisesRegex(ValueError, 'same length'):
+      model_lib.ReSeg(num_classes=2, use_vgg=False, renet_units=(4,),
+                      renet_patch_sizes=((2, 2), (2, 2)))
+
+  def test_checkpoint_round_trips_every_variable(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY)
+    path = tf.train.Checkpoint(model=net).write(
+        os.path.join(self.get_temp_dir(), 'ckpt'))
+    other = model_lib.ReSeg(num_classes=2, **TINY)  # New random values.
+    self.assertNotAllClose(other.vgg.convs[0].w, net.vgg.convs[0].w)
+    tf.train.Checkpoint(model=other).read(path).assert_consumed()
+    self.assertLen(other.variables, len(net.variables))
+    for a, b in zip(net.variables, other.variables):
+      self.assertEqual(a.name, b.name)
+      self.assertAllEqual(a, b)
+    images = tf.random.uniform([1, 8, 12, 3], 0, 255)
+    self.assertAllEqual(net(images), other(images))
+
+  def test_tf_function_and_xla_head_match_eager(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY)
+    images = tf.random.uniform([2, 13, 18, 3], 0, 255)
+    features = tf.function(net.features)(images)
+    head = tf.function(net.head, jit_compile=True)
+    self.assertAllClose(head(features, (13, 18)), net(images), atol=1e-4)
+    self.assertAllClose(tf.function(net)(images), net(images), atol=1e-4)
+
+  def test_xla_gradients_reach_exactly_the_trainable_variables(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY)
+    features = net.features(tf.random.uniform([2, 8, 12, 3], 0, 255))
+
+    def loss_and_grads(features):
+      with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(net.head(features, (8, 12))))
+      return loss, tape.gradient(loss, net.trainable_variables)
+
+    _, grads = tf.function(loss_and_grads, jit_compile=True)(features)
+    _, expected = loss_and_grads(features)
+    self.assertLen(grads, len(net.trainable_variables))
+    for g, e in zip(grads, expected):
+      self.assertAllClose(g, e, atol=1e-5, rtol=1e-4)
+
+  # Export traces with unknown batch and spatial sizes.
+  def test_unknown_spatial_size_under_tf_function(self):
+    net = model_lib.ReSeg(num_classes=2, **TINY)
+    fn = tf.function(net, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    images = tf.cast(tf.random.uniform([1, 13, 18, 3], 0, 255), tf.uint8)
+    self.assertAllClose(fn(images), net(images), atol=1e-4)
+
+  def test_bfloat16_compute_returns_float32_logits(self):
+    net = model_lib.ReSeg(num_classes=2, compute_dtype='bfloat16',
+                          vgg_compute_dtype='bfloat16', **TINY)
+    logits = net(tf.random.uniform([1, 8, 12, 3], 0, 255))
+    self.assertEqual(logits.dtype, tf.float32)
+    self.assertTrue(np.isfinite(logits.numpy()).all())
+    self.assertTrue(all(v.dtype == tf.float32 for v in net.variables))
+
+
+if __name__ == '__main__':
+  tf.test.main()
