@@ -1,0 +1,49 @@
+"""TensorBoard summaries and pictures of predictions."""
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf.records import IGNORE_LABEL
+
+VOID_COLOR = (0, 0, 0)
+
+
+def colorize(label_map: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarray:
+  """Class ids `[..., H, W]` -> RGB uint8 `[..., H, W, 3]` in the dataset's colours.
+
+  Void (255) and ids without a colour (a predicted void class) are black.
+  """
+  palette = np.zeros((256, 3), np.uint8)
+  palette[:] = VOID_COLOR
+  palette[:len(colors)] = np.asarray(colors, np.uint8)
+  palette[IGNORE_LABEL] = VOID_COLOR
+  return palette[np.asarray(label_map, np.int64).clip(0, 255)]
+
+
+def comparison_strip(images: np.ndarray, labels: np.ndarray,
+                     predictions: np.ndarray, colors) -> np.ndarray:
+  """`[B, H, 3W, 3]` uint8: input | ground truth | prediction, side by side."""
+  return np.concatenate([np.asarray(images, np.uint8), colorize(labels, colors),
+                         colorize(predictions, colors)], axis=2)
+
+
+def write_scalars(writer, step: int, values: dict):
+  with writer.as_default(step=step):
+    for name, value in values.items():
+      tf.summary.scalar(name, value)
+
+
+def write_metrics(writer, step: int, scores: dict, class_names: Sequence[str]):
+  """Every validation metric, per-class IoU and accuracy included."""
+  with writer.as_default(step=step):
+    for name in ("global_accuracy", "class_average_accuracy", "mean_iou",
+                 "foreground_iou"):
+      if name in scores:
+        tf.summary.scalar(f"metrics/{name}", scores[name])
+    for i, name in enumerate(class_names):
+      for kind in ("iou", "accuracy"):
+        value = scores[f"per_class_{kind}"][i]
+        if not np.isnan(value):
+          tf.summary.scalar(f"per_class_{kind}/{i:02d}_{name}", value)

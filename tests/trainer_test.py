@@ -1,0 +1,180 @@
+"""The trainer end to end on small synthetic records (random init, CPU)."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from data_prep import synthetic, writer
+from reseg_tf import configurables, input_pipeline, metrics, trainer
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_QUICKSTART = os.path.join(_ROOT, "gin", "quickstart.gin")
+
+
+def build_synthetic(records_dir, sizes=(96, 24, 0), image_size=(32, 40)):
+  writer.write_dataset(synthetic.plan(0, sizes, image_size), records_dir,
+                       num_shards=4, log=lambda _: None)
+  return records_dir
+
+
+def parse_quickstart(records_dir, *bindings):
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [_QUICKSTART], [f"train.records_dir = '{records_dir}'", *bindings])
+
+
+def checkpoint_values(path):
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          # save_counter counts saves, which a resumed run makes more of.
+          if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
+
+
+def mean_iou(model, records_dir):
+  confusion = 0
+  for batch in input_pipeline.make_eval_dataset(records_dir, "val", 8):
+    predictions = tf.argmax(model(batch["image"]), axis=-1)
+    confusion += metrics.confusion_matrix(batch["label"], predictions, 4,
+                                          example_mask=batch["mask"]).numpy()
+  return metrics.scores(confusion)["mean_iou"]
+
+
+def event_tags(folder):
+  tags = set()
+  for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(value.tag for value in event.summary.value)
+  return tags
+
+
+class QuickstartTrainingTest(tf.test.TestCase):
+  """One short quickstart run, inspected from several sides."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    root = tf.compat.v1.test.get_temp_dir()
+    cls.records = build_synthetic(os.path.join(root, "synthetic"))
+    cls.model_dir = os.path.join(root, "quickstart")
+    parse_quickstart(cls.records, "train.max_steps = 96",
+                     "train.validate_every_steps = 48", "train.steps_per_loop = 16")
+    cls.result = configurables.train(model_dir=cls.model_dir)
+    parse_quickstart(cls.records)
+    cls.untrained_miou = mean_iou(configurables.ReSeg(), cls.records)
+
+  def test_learns_well_above_chance(self):
+    # 4 classes, background ~75% of the pixels: an untrained model scores
+    # ~0.2 mean IoU; 96 steps of the quickstart reach ~0.9.
+    self.assertGreater(self.result["best_mean_iou"], 0.6)
+    self.assertLess(self.untrained_miou, 0.45)
+    self.assertEqual(self.result["step"], 96)
+    self.assertEqual(self.result["best_step"], 96)
+
+  def test_tensorboard_has_scalars_images_and_config(self):
+    train_tags = event_tags(os.path.join(self.model_dir, "train"))
+    self.assertLessEqual({"loss", "images_per_second", "learning_rate",
+                          "operative_config"}, train_tags)
+    validation_tags = event_tags(os.path.join(self.model_dir, "validation"))
+    self.assertLessEqual({
+        "metrics/mean_iou", "metrics/global_accuracy", "metrics/class_average_accuracy",
+        "per_class_iou/00_background", "per_class_iou/03_triangle",
+        "per_class_accuracy/01_circle", "input_truth_prediction"}, validation_tags)
+
+  def test_operative_config_and_checkpoints_are_written(self):
+    with open(os.path.join(self.model_dir, "operative_config.gin")) as f:
+      config = f.read()
+    self.assertIn("ReSeg.renet_units = (24, 24)", config)
+    self.assertIn("train.max_steps = 96", config)
+    self.assertEqual(tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints")),
+                     os.path.join(self.model_dir, "checkpoints", "ckpt-96"))
+    self.assertIsNotNone(tf.train.latest_checkpoint(os.path.join(self.model_dir, "best")))
+    with open(os.path.join(self.model_dir, "train_result.json")) as f:
+      self.assertEqual(json.load(f)["step"], 96)
+
+
+class ResumeTest(tf.test.TestCase):
+
+  def test_stopped_and_resumed_run_equals_uninterrupted_run(self):
+    root = self.create_tempdir().full_path
+    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(40, 8, 0))
+    bindings = ("train.validate_every_steps = 5", "train.steps_per_loop = 2",
+                "train.batch_size = 8", "train.deterministic = True")
+    # 40 images / 8 = 5 steps per epoch: stop mid-epoch, at step 7.
+    parse_quickstart(records, "train.max_steps = 12", *bindings)
+    configurables.train(model_dir=os.path.join(root, "straight"))
+    parse_quickstart(records, "train.max_steps = 7", *bindings)
+    configurables.train(model_dir=os.path.join(root, "resumed"))
+    parse_quickstart(records, "train.max_steps = 12", *bindings)
+    result = configurables.train(model_dir=os.path.join(root, "resumed"))
+    self.assertEqual(result["step"], 12)
+    straight = checkpoint_values(os.path.join(root, "straight", "checkpoints", "ckpt-12"))
+    resumed = checkpoint_values(os.path.join(root, "resumed", "checkpoints", "ckpt-12"))
+    self.assertCountEqual(straight, resumed)
+    for name in straight:  # Weights, Adam slots, iterations, early-stopping state.
+      self.assertAllEqual(straight[name], resumed[name], msg=name)
+
+
+class FailureTest(tf.test.TestCase):
+
+  def test_non_finite_loss_stops_with_a_clear_error(self):
+    root = self.create_tempdir().full_path
+    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    parse_quickstart(records, "train.max_steps = 4", "train.steps_per_loop = 2",
+                     "train.class_weighting = 'explicit'",
+                     "train.explicit_class_weights = (1e400, 1.0, 1.0, 1.0)")
+    with self.assertRaisesRegex(trainer.NonFiniteLossError, "loss is (nan|inf) at step 2"):
+      configurables.train(model_dir=os.path.join(root, "run"))
+    self.assertNotEmpty(glob.glob(os.path.join(root, "run", "nonfinite", "state*")))
+
+  def test_sigterm_writes_a_checkpoint_and_exits_cleanly(self):
+    root = self.create_tempdir().full_path
+    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    model_dir = os.path.join(root, "run")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={_QUICKSTART}",
+         f"--gin_bindings=train.records_dir = '{records}'",
+         "--gin_bindings=train.max_steps = 100000", "--gin_bindings=train.steps_per_loop = 1",
+         "--gin_bindings=train.log_every_seconds = 0", f"--model_dir={model_dir}"],
+        cwd=_ROOT, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    try:
+      for line in process.stderr:  # Wait until training is under way.
+        if "step 3/" in line:
+          break
+      process.send_signal(signal.SIGTERM)
+      _, stderr = process.communicate(timeout=120)
+    finally:
+      process.kill()
+    self.assertEqual(process.returncode, 0, stderr)
+    self.assertIn("SIGTERM received: wrote a checkpoint", stderr)
+    with open(os.path.join(model_dir, "train_result.json")) as f:
+      result = json.load(f)
+    self.assertEqual(result["interrupted_by"], "SIGTERM")
+    self.assertEqual(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")),
+                     os.path.join(model_dir, "checkpoints", f"ckpt-{result['step']}"))
+
+
+class GinFilesTest(tf.test.TestCase):
+
+  def test_every_training_gin_file_parses_and_builds_its_model(self):
+    for path in sorted(glob.glob(os.path.join(_ROOT, "gin", "*.gin"))):
+      with self.subTest(os.path.basename(path)):
+        gin.clear_config()
+        gin.parse_config_files_and_bindings(
+            [path], ["ReSeg.vgg_weights = 'random'", "ReSeg.renet_units = (4, 3)"])
+        model = configurables.ReSeg()
+        self.assertEqual(model(tf.zeros([1, 16, 24, 3])).shape[:3], (1, 16, 24))
+        self.assertTrue(gin.query_parameter("train.records_dir").startswith("data/"))
+
+
+if __name__ == "__main__":
+  tf.test.main()
