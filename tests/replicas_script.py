@@ -1,0 +1,67 @@
+"""Child process of distributed_test: one vs two replicas on the same batch.
+
+Splits the CPU into two logical devices (only possible before TensorFlow
+starts, hence a separate process), runs one SGD step (learning rate 1, so the
+weight change is minus the gradient) under a 1-replica and a 2-replica
+MirroredStrategy, and prints the largest differences as JSON.
+"""
+
+import json
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from reseg_tf import model, steps  # pylint: disable=wrong-import-position
+
+TINY = dict(num_classes=3, void_as_class=False, use_vgg=False, renet_units=(4, 4),
+            renet_patch_sizes=((2, 2), (1, 1)), upsample_filters=(5,),
+            upsample_size=(2, 2))
+
+
+def one_step(devices, batch, initial, options):
+  strategy = tf.distribute.MirroredStrategy(devices)
+  with strategy.scope():
+    net = model.ReSeg(**TINY)
+    optimizer = keras.optimizers.SGD(learning_rate=1.0)
+    optimizer.build(net.trainable_variables)
+  for variable, value in zip(net.trainable_variables, initial):
+    variable.assign(value)
+  loop = steps.make_train_loop(strategy, net, optimizer, options)
+  dataset = strategy.experimental_distribute_dataset(
+      tf.data.Dataset.from_tensors(batch).repeat())
+  loss = float(loop(iter(dataset), tf.constant(1)))
+  gradients = [value - v.numpy() for v, value in zip(net.trainable_variables, initial)]
+  return loss, gradients
+
+
+def main():
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.integers(0, 256, (4, 12, 16, 3)).astype(np.uint8),
+           "label": rng.choice([0, 1, 2, 255], (4, 12, 16)).astype(np.uint8),
+           "mask": np.ones(4, bool)}
+  initial = [v.numpy() for v in model.ReSeg(**TINY).trainable_variables]
+  report = {}
+  for name, options in (
+      ("plain", steps.LossOptions(global_batch_size=4)),
+      ("decay_weights_clip", steps.LossOptions(
+          global_batch_size=4, weight_decay=1e-2, clip_norm=0.5,
+          class_weights=np.array([0.5, 2.0, 1.0], np.float32)))):
+    loss1, grads1 = one_step(["/cpu:0"], batch, initial, options)
+    loss2, grads2 = one_step(["/cpu:0", "/cpu:1"], batch, initial, options)
+    scale = max(float(np.abs(g).max()) for g in grads1)
+    report[name] = {
+        "loss_1": loss1, "loss_2": loss2,
+        "max_gradient_difference": max(float(np.abs(a - b).max())
+                                       for a, b in zip(grads1, grads2)),
+        "max_gradient": scale}
+  json.dump(report, sys.stdout)
+
+
+if __name__ == "__main__":
+  main()
