@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf import renet
+from reseg_tf import renet_fused
 
 _MODES = ('independent', 'stacked')
 _ORDERS = ('horizontal_first', 'vertical_first')
@@ -189,7 +190,7 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     args = [rng.normal(size=s) for s in ([1, 2, 3, c], [c, g], [u, g], [g],
                                          [c_bw, g], [u, g], [g])]
     sweep = (renet.scan_sweep if implementation == 'scan'
-             else renet.renet_fused.gru_sweep)
+             else renet_fused.gru_sweep)
 
     def f(x, *weights):
       kwargs = dict(core=core) if implementation == 'scan' else {}
@@ -293,15 +294,23 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(other(x), layer(x))
 
   @parameterized.parameters(*_MODES)
-  def test_bfloat16_projections_stay_close(self, mode):
+  def test_bfloat16_projections_stay_close_to_float32(self, mode):
     kwargs = dict(channels=16, units=8, mode=mode)
-    layer32 = self._layer(**kwargs)
-    layer16 = self._layer(compute_dtype=tf.bfloat16, **kwargs)
+    layers = [self._layer(compute_dtype=dtype, **kwargs)
+              for dtype in (tf.float32, tf.bfloat16)]  # Same weights.
     x = tf.random.normal([2, 6, 5, 16])
-    want, got = layer32(x), layer16(x)
-    self.assertEqual(got.dtype, tf.float32)
-    self.assertLess(float(tf.reduce_max(tf.abs(got - want))), 5e-2)
-    self.assertGreater(float(tf.reduce_max(tf.abs(got - want))), 0.0)
+    outputs, grads = [], []
+    for layer in layers:
+      with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs.append(layer(x))
+        loss = tf.reduce_sum(tf.sin(outputs[-1]))
+      grads.append(tape.gradient(loss, [x] + list(layer.trainable_variables)))
+    self.assertEqual(outputs[1].dtype, tf.float32)
+    error = float(tf.reduce_max(tf.abs(outputs[1] - outputs[0])))
+    self.assertBetween(error, 1e-6, 5e-2)  # bf16 really is used.
+    for g32, g16 in zip(*grads):
+      self.assertLess(float(tf.norm(g16 - g32) / tf.norm(g32)), 3e-2)
 
   def test_invalid_arguments_raise(self):
     with self.assertRaisesRegex(ValueError, 'core'):
