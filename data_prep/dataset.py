@@ -8,6 +8,7 @@ Loading runs in worker threads, so it must not touch shared state.
 """
 
 import dataclasses
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -22,6 +23,13 @@ class BadInputError(Exception):
     super().__init__(f"{path}: {problem}")
     self.path = path
     self.problem = problem
+
+
+def require_folders(*folders: str, layout: str):
+  """Raises BadInputError naming the first of `folders` that is missing."""
+  for folder in folders:
+    if not os.path.isdir(folder):
+      raise BadInputError(folder, f"folder does not exist (expected the {layout} layout)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import scipy.io
 
 from data_prep import images, splits as splits_lib
 from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, SPLITS)
+                               LoadedExample, Plan, require_folders)
 
 INFO = DatasetInfo(name="flowers", class_names=("background", "flower"),
                    class_colors=((0, 0, 0), (255, 0, 128)))
@@ -40,10 +40,8 @@ def plan(data_dir: str, foreground_index: int = OFFICIAL_FOREGROUND_INDEX,
   """Lists the labelled images per split; see the module docstring."""
   image_dir = os.path.join(data_dir, "jpg")
   trimap_dir = os.path.join(data_dir, "trimaps")
-  for folder in (data_dir, image_dir, trimap_dir):
-    if not os.path.isdir(folder):
-      raise BadInputError(folder, "folder does not exist (expected the "
-                          "Flowers 17 layout jpg/ + trimaps/)")
+  require_folders(data_dir, image_dir, trimap_dir,
+                  layout="Flowers 17 jpg/ + trimaps/")
   imlist_path = os.path.join(trimap_dir, "imlist.mat")
   if os.path.exists(imlist_path):
     labelled = set(_read_mat_ids(imlist_path, "imlist"))

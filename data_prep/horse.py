@@ -14,7 +14,7 @@ import numpy as np
 
 from data_prep import images, splits as splits_lib
 from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan)
+                               LoadedExample, Plan, require_folders)
 
 INFO = DatasetInfo(name="horse", class_names=("background", "horse"),
                    class_colors=((0, 0, 0), (192, 128, 64)))
@@ -26,10 +26,8 @@ def plan(data_dir: str, split_seed: int = 0,
   """Pairs rgb/ and figure_ground/ by file name and splits them."""
   image_dir = os.path.join(data_dir, "rgb")
   mask_dir = os.path.join(data_dir, "figure_ground")
-  for folder in (data_dir, image_dir, mask_dir):
-    if not os.path.isdir(folder):
-      raise BadInputError(folder, "folder does not exist (expected the "
-                          "Weizmann Horse layout rgb/ + figure_ground/)")
+  require_folders(data_dir, image_dir, mask_dir,
+                  layout="Weizmann Horse rgb/ + figure_ground/")
   image_names = {os.path.basename(p) for p in glob.glob(os.path.join(image_dir, "*.jpg"))}
   mask_names = {os.path.basename(p) for p in glob.glob(os.path.join(mask_dir, "*.jpg"))}
   if not image_names and not mask_names:

@@ -24,7 +24,6 @@ loop; only `h @ w_h` stays inside the `tf.scan`, whose batch holds every row
 `tf.scan` (the reference path, and the only one for the LSTM).
 """
 
-import math
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -286,8 +285,12 @@ def extract_patches(x: tf.Tensor, patch_size: Sequence[int]) -> tf.Tensor:
   ph, pw = patch_size
   if (ph, pw) == (1, 1):
     return x
-  b, h, w, c = x.shape
-  hp, wp = math.ceil(h / ph), math.ceil(w / pw)
+  # Static sizes where known, dynamic otherwise (export signatures).
+  shape = tf.shape(x)
+  h = x.shape[1] if x.shape[1] is not None else shape[1]
+  w = x.shape[2] if x.shape[2] is not None else shape[2]
+  c = x.shape[3]
+  hp, wp = -(-h // ph), -(-w // pw)  # Ceiling division, static or not.
   x = tf.pad(x, [[0, 0], [0, hp * ph - h], [0, wp * pw - w], [0, 0]])
   x = tf.reshape(x, [-1, hp, ph, wp, pw, c])
   x = tf.transpose(x, [0, 1, 3, 2, 4, 5])  # [B, H', W', ph, pw, C]

@@ -226,6 +226,16 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
         tf.TensorSpec([None, 5, 3, 3], tf.float32)])
     self.assertAllClose(fn(x), layer(x), atol=1e-6)
 
+  def test_patches_at_unknown_spatial_size(self):
+    # Export signatures leave height and width unknown: 2x2 patches must
+    # still pad and fold, with the same result as at a known size.
+    x = tf.random.normal([1, 5, 7, 3])
+    fn = tf.function(lambda t: renet.extract_patches(t, (2, 2)), input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32)])
+    got = fn(x)
+    self.assertEqual(got.shape, (1, 3, 4, 12))
+    self.assertAllEqual(got, renet.extract_patches(x, (2, 2)))
+
   @parameterized.product(mode=_MODES, order=_ORDERS,
                          core_impl=(('gru', 'fused'), ('gru', 'scan'),
                                     ('lstm', 'scan')))
