@@ -1,0 +1,179 @@
+"""Scoring a model on a split, and the table that compares it with the paper.
+
+`evaluate` streams every example of a split through the model and sums one
+confusion matrix, with the trainer's own evaluation step
+(`steps.make_eval_step`) and metric code (`metrics.confusion_matrix`,
+`metrics.scores`), so its numbers are the ones the trainer logs for the same
+checkpoint and split. The last batch is completed with padding examples
+that do not count (`input_pipeline.make_eval_dataset`): every image is
+scored (the original code dropped the last incomplete batch).
+
+Images of different sizes (Horse) are padded bottom/right to the split's
+largest size, as in the trainer's validation; the padding is never scored,
+but the recurrent sweeps run across it. `pad_to_size=None` instead runs
+each image alone at its own size (batch 1; slower, the XLA step compiles
+once per distinct size).
+
+`format_table` prints per-class accuracy and IoU with the class names and,
+for the paper's three datasets (metadata.json's "dataset": camvid, horse,
+flowers), the published ReSeg numbers beside ours (RESEG.md).
+"""
+
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf import input_pipeline, metrics, records, steps
+
+# ReSeg's published results (Visin et al. 2016, tables 1-3), as fractions.
+PAPER_RESULTS = {
+    "camvid": {
+        "row": "ReSeg (CamVid test, 11 classes)",
+        "global_accuracy": 0.887,
+        "class_average_accuracy": 0.681,
+        "mean_iou": 0.588,
+        "per_class_accuracy": {
+            "Building": 0.868, "Tree": 0.847, "Sky": 0.930, "Car": 0.873,
+            "SignSymbol": 0.486, "Road": 0.980, "Pedestrian": 0.633,
+            "Fence": 0.209, "Pole": 0.356, "Sidewalk": 0.873, "Bicyclist": 0.435},
+    },
+    "horse": {"row": "ReSeg (Weizmann Horse)", "global_accuracy": 0.968,
+              "foreground_iou": 0.916},
+    "flowers": {"row": "ReSeg (Oxford Flowers 17)", "global_accuracy": 0.980,
+                "foreground_iou": 0.937},
+}
+
+_SUMMARY_ROWS = (("global_accuracy", "global accuracy"),
+                 ("class_average_accuracy", "class-average accuracy"),
+                 ("mean_iou", "mean IoU"),
+                 ("foreground_iou", "foreground IoU"))
+
+
+def evaluate(model, records_dir: str, split: str, batch_size: int,
+             pad_to_size: Optional[str] = "max", jit_compile: bool = True,
+             log: Callable[[str], None] = print, log_every_seconds: float = 10.0
+             ) -> dict:
+  """Scores `model` on every example of `split`.
+
+  Args:
+    model: a `model.ReSeg`.
+    records_dir: the converter's output folder (shards + metadata.json).
+    split: e.g. "test".
+    batch_size: images per step (the trainer's batch size reproduces its
+      validation numbers to the last pixel).
+    pad_to_size: "max" (as the trainer) or None (each image at its own
+      size, batch 1); see the module docstring.
+    jit_compile: compile the model's trainable part with XLA (as the trainer).
+    log: where progress lines go.
+    log_every_seconds: how often a progress line is written.
+
+  Returns:
+    `metrics.scores` of the summed confusion matrix (class names included),
+    plus `confusion_matrix` (`[K, K + 1]` list of lists; the last column
+    counts predictions that are no real class, e.g. a trained void class),
+    `num_images` and `split`.
+
+  Raises:
+    KeyError: `split` is not in the records.
+    ValueError: the records' number of classes differs from the model's, or
+      not every image was scored.
+  """
+  metadata = records.load_metadata(records_dir)
+  if split not in metadata["splits"]:
+    raise KeyError(f"split {split!r} is not in {records_dir} (it has "
+                   f"{', '.join(sorted(metadata['splits']))})")
+  num_classes = metadata["num_classes"]
+  if model.num_classes != num_classes:
+    raise ValueError(f"the model predicts {model.num_classes} classes but "
+                     f"{records_dir} has {num_classes}")
+  expected = metadata["splits"][split]["num_examples"]
+  if pad_to_size is None:
+    batch_size = 1
+  # The default strategy: one device, no replicas; the step is the trainer's.
+  step = steps.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
+                              jit_compile=jit_compile)
+  dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,
+                                             pad_to_size=pad_to_size)
+  confusion = np.zeros((num_classes, num_classes + 1), np.int64)
+  num_images = 0
+  start = last_log = time.monotonic()
+  for batch in dataset:
+    confusion += step(batch).numpy()
+    num_images += int(np.sum(batch["mask"].numpy()))
+    now = time.monotonic()
+    if now - last_log >= log_every_seconds:
+      last_log = now
+      rate = num_images / (now - start)
+      log(f"{split}: {num_images}/{expected} images, {rate:.1f} images/s, "
+          f"ETA {(expected - num_images) / max(rate, 1e-9):.0f} s")
+  if num_images != expected:
+    raise ValueError(f"scored {num_images} images of {split!r}, but metadata.json "
+                     f"says it has {expected}")
+  result = metrics.scores(confusion, metadata["class_names"])
+  result.update(confusion_matrix=confusion.tolist(), num_images=num_images,
+                split=split)
+  return result
+
+
+def paper_results(dataset: str) -> Optional[dict]:
+  """The published ReSeg numbers for `dataset`, or None."""
+  return PAPER_RESULTS.get(dataset)
+
+
+def format_table(result: dict, dataset: str = "", title: str = "") -> str:
+  """A plain-text table of `evaluate`'s result, in percent.
+
+  Per class: accuracy and IoU (and the paper's accuracy on CamVid); then
+  the summary metrics beside the paper's (camvid, horse, flowers).
+  """
+  paper = paper_results(dataset) or {}
+  names = result.get("class_names") or [
+      f"class {i}" for i in range(len(result["per_class_iou"]))]
+  width = max(24, max(len(n) for n in names) + 2)
+  per_class_paper = paper.get("per_class_accuracy", {})
+  lines = [title] if title else []
+  header = f"{'class':<{width}}{'accuracy':>10}{'IoU':>8}"
+  if per_class_paper:
+    header += f"{'paper acc.':>12}"
+  lines += [header, "-" * len(header)]
+  for name, accuracy, iou in zip(names, result["per_class_accuracy"],
+                                 result["per_class_iou"]):
+    line = f"{name:<{width}}{_percent(accuracy):>10}{_percent(iou):>8}"
+    if per_class_paper:
+      line += f"{_percent(per_class_paper.get(name)):>12}"
+    lines.append(line)
+  lines.append("")
+  header = f"{'':<{width}}{'ours':>10}"
+  if paper:
+    header += f"{'paper':>8}  {paper['row']}"
+  lines.append(header)
+  for key, label in _SUMMARY_ROWS:
+    if key not in result:
+      continue
+    line = f"{label:<{width}}{_percent(result[key]):>10}"
+    if paper:
+      line += f"{_percent(paper.get(key)):>8}"
+    lines.append(line)
+  lines.append(f"{result.get('num_images', '?')} images, "
+               f"{result['num_pixels']:,} labelled pixels (void excluded)")
+  return "\n".join(lines)
+
+
+def json_ready(value):
+  """`value` with NaN and infinities as None (strict JSON has neither)."""
+  if isinstance(value, dict):
+    return {k: json_ready(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [json_ready(v) for v in value]
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  return value
+
+
+def _percent(value) -> str:
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return "-"
+  return f"{100 * value:.1f}"

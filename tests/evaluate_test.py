@@ -1,0 +1,148 @@
+"""Evaluation of a quickstart checkpoint: the trainer's numbers, every image."""
+
+import json
+import os
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf import evaluation, input_pipeline, records, restore
+from tests import run_helpers
+
+_SCORE_KEYS = ("global_accuracy", "class_average_accuracy", "mean_iou",
+               "per_class_accuracy", "per_class_iou", "num_pixels", "class_names")
+
+
+class EvaluateQuickstartTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    root = tf.compat.v1.test.get_temp_dir()
+    cls.records, cls.model_dir, cls.train_result = run_helpers.train_tiny_run(
+        os.path.join(root, "evaluate"))
+
+
+  @classmethod
+  def tearDownClass(cls):
+    gin.clear_config()  # Leave no bindings to the next test module.
+    super().tearDownClass()
+
+  def assert_same_scores(self, actual, expected):
+    for key in _SCORE_KEYS:
+      # Bit-for-bit: same step, same metric code, same batches (NaN == NaN).
+      np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
+
+  def test_latest_checkpoint_reproduces_the_trainers_last_validation(self):
+    restored = restore.load(self.model_dir, "latest")
+    self.assertEqual(restored.step, self.train_result["step"])
+    result = evaluation.evaluate(restored.model, restored.records_dir, "val",
+                                 restored.batch_size, log=lambda _: None)
+    self.assert_same_scores(result, self.train_result["last_validation"])
+    self.assertEqual(result["num_images"], 8)
+
+  def test_best_checkpoint_reproduces_the_best_validation_mean_iou(self):
+    restored = restore.load(self.model_dir, "best")
+    self.assertEqual(restored.step, self.train_result["best_step"])
+    result = evaluation.evaluate(restored.model, self.records, "val", 8,
+                                 log=lambda _: None)
+    # best_miou is a float32 variable.
+    self.assertAlmostEqual(result["mean_iou"], self.train_result["best_mean_iou"], places=6)
+
+  def test_every_image_counts_when_the_last_batch_is_incomplete(self):
+    restored = restore.load(self.model_dir, "latest")
+    result = evaluation.evaluate(restored.model, self.records, "test", 4,
+                                 log=lambda _: None)  # 6 images: 4 + 2.
+    self.assertEqual(result["num_images"], 6)
+    labelled = 0
+    for batch in input_pipeline.make_eval_dataset(self.records, "test", 6):
+      labels = batch["label"].numpy()[batch["mask"].numpy()]
+      labelled += int(np.sum(labels != records.IGNORE_LABEL))
+    self.assertEqual(result["num_pixels"], labelled)
+    self.assertEqual(np.sum(result["confusion_matrix"]), labelled)
+    # Batch size and padding mode change nothing: each image is scored alone.
+    unpadded = evaluation.evaluate(restored.model, self.records, "test", 8,
+                                   pad_to_size=None, log=lambda _: None)
+    self.assertEqual(unpadded["confusion_matrix"], result["confusion_matrix"])
+
+  def test_unknown_split_is_a_clear_error(self):
+    restored = restore.load(self.model_dir, "latest")
+    with self.assertRaisesRegex(KeyError, r"'nope' is not in .*\(it has test, train, val\)"):
+      evaluation.evaluate(restored.model, self.records, "nope", 4)
+
+  def test_binary_prints_the_table_and_writes_json(self):
+    output = os.path.join(self.create_tempdir().full_path, "val.json")
+    process = run_helpers.run_module(
+        "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
+        "--checkpoint=latest", f"--output={output}")
+    self.assertEqual(process.returncode, 0, process.stderr)
+    for text in ("background", "triangle", "global accuracy", "mean IoU", "8 images"):
+      self.assertIn(text, process.stdout)
+    with open(output) as f:
+      report = json.load(f)
+    self.assertEqual(report["step"], self.train_result["step"])
+    self.assertEqual(report["dataset"], "synthetic")
+    expected = self.train_result["last_validation"]
+    for key in ("global_accuracy", "class_average_accuracy", "mean_iou", "num_pixels"):
+      self.assertEqual(report[key], expected[key], msg=key)
+    self.assertLen(report["confusion_matrix"], 4)
+
+  def test_operative_config_or_gin_files_build_the_same_model(self):
+    from_config = restore.load(self.model_dir, "latest")
+    from_files = restore.load(
+        self.model_dir, "latest",
+        gin_files=[os.path.join(run_helpers.ROOT, "gin", "quickstart.gin")],
+        gin_bindings=[f"train.records_dir = '{self.records}'"])
+    self.assertEqual(from_files.records_dir, self.records)
+    images = tf.random.uniform([1, 32, 40, 3], 0, 255)
+    self.assertAllEqual(from_config.model(images), from_files.model(images))
+
+  def test_missing_checkpoint_is_a_clear_error(self):
+    with self.assertRaisesRegex(FileNotFoundError, "no checkpoint at"):
+      restore.find_checkpoint(self.model_dir, "checkpoints/ckpt-999")
+    self.assertEqual(restore.find_checkpoint(self.model_dir, "checkpoints/ckpt-4"),
+                     os.path.join(self.model_dir, "checkpoints", "ckpt-4"))
+
+
+class TableTest(tf.test.TestCase):
+
+  def fake_result(self, names):
+    k = len(names)
+    return {"class_names": list(names), "per_class_accuracy": [0.5] * k,
+            "per_class_iou": [0.25] * (k - 1) + [float("nan")],
+            "global_accuracy": 0.9, "class_average_accuracy": 0.5, "mean_iou": 0.25,
+            "num_pixels": 1234, "num_images": 3,
+            **({"foreground_iou": 0.7} if k == 2 else {})}
+
+  def test_camvid_table_shows_the_papers_numbers_by_class_name(self):
+    names = ("Sky", "Building", "Pole", "Road", "Sidewalk", "Tree", "SignSymbol",
+             "Fence", "Car", "Pedestrian", "Bicyclist")
+    table = evaluation.format_table(self.fake_result(names), "camvid")
+    sky = next(line for line in table.splitlines() if line.startswith("Sky"))
+    self.assertEqual(sky.split(), ["Sky", "50.0", "25.0", "93.0"])
+    self.assertIn("mean IoU", table)
+    self.assertIn("58.8", table)
+    self.assertIn("88.7", table)
+    self.assertIn("68.1", table)
+    bicyclist = next(line for line in table.splitlines() if line.startswith("Bicyclist"))
+    self.assertEqual(bicyclist.split(), ["Bicyclist", "50.0", "-", "43.5"])
+
+  def test_binary_datasets_show_the_foreground_iou(self):
+    table = evaluation.format_table(self.fake_result(("background", "horse")), "horse")
+    line = next(l for l in table.splitlines() if l.startswith("foreground IoU"))
+    self.assertEqual(line.split()[-2:], ["70.0", "91.6"])
+    flowers = evaluation.format_table(self.fake_result(("background", "flower")), "flowers")
+    self.assertIn("93.7", flowers)
+
+  def test_other_datasets_have_no_paper_column(self):
+    table = evaluation.format_table(self.fake_result(("a", "b", "c")), "synthetic")
+    self.assertNotIn("paper", table)
+
+  def test_json_ready_replaces_nan(self):
+    self.assertEqual(evaluation.json_ready({"a": [1.0, float("nan")], "b": "x"}),
+                     {"a": [1.0, None], "b": "x"})
+
+
+if __name__ == "__main__":
+  tf.test.main()
