@@ -9,7 +9,7 @@ Loading runs in worker threads, so it must not touch shared state.
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -78,3 +78,13 @@ class Plan:
   # an error unless --skip_bad. Each entry: {"path": ..., "problem": ...}.
   unpaired: list[dict] = dataclasses.field(default_factory=list)
   source: dict = dataclasses.field(default_factory=dict)
+
+
+def refs_per_split(names: dict[str, list[Any]], make_ref: Callable[[Any], ExampleRef],
+                   empty_reason: str) -> tuple[dict[str, list[ExampleRef]], dict[str, str]]:
+  """`(splits, absent_splits)` for a Plan: refs of the non-empty splits, and
+  `empty_reason` for each empty one."""
+  splits = {split: [make_ref(n) for n in split_names]
+            for split, split_names in names.items() if split_names}
+  absent = {split: empty_reason for split, split_names in names.items() if not split_names}
+  return splits, absent

@@ -20,7 +20,8 @@ import scipy.io
 
 from data_prep import images, splits as splits_lib
 from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, require_folders)
+                               LoadedExample, Plan, refs_per_split,
+                               require_folders)
 
 INFO = DatasetInfo(name="flowers", class_names=("background", "flower"),
                    class_colors=((0, 0, 0), (255, 0, 128)))
@@ -86,17 +87,15 @@ def plan(data_dir: str, foreground_index: int = OFFICIAL_FOREGROUND_INDEX,
     return LoadedExample(pixels, (trimap == foreground_index).astype(np.uint8),
                          encoded, fmt)
 
-  return Plan(
-      info=INFO,
-      splits={split: [ExampleRef(name=image_name(i) + ".jpg",
-                                 image_path=os.path.join(image_dir, image_name(i) + ".jpg"),
-                                 label_path=os.path.join(trimap_dir, image_name(i) + ".png"))
-                      for i in split_ids]
-              for split, split_ids in ids.items() if split_ids},
-      absent_splits={split: "no labelled images in this split"
-                     for split, split_ids in ids.items() if not split_ids},
-      load=load, split_description=description, unpaired=unpaired,
-      source={"layout": "oxford_flowers17", "data_dir": data_dir})
+  splits, absent = refs_per_split(
+      ids, lambda i: ExampleRef(
+          name=image_name(i) + ".jpg",
+          image_path=os.path.join(image_dir, image_name(i) + ".jpg"),
+          label_path=os.path.join(trimap_dir, image_name(i) + ".png")),
+      "no labelled images in this split")
+  return Plan(info=INFO, splits=splits, absent_splits=absent, load=load,
+              split_description=description, unpaired=unpaired,
+              source={"layout": "oxford_flowers17", "data_dir": data_dir})
 
 
 def _find_datasplits(data_dir: str) -> Optional[str]:

@@ -14,7 +14,8 @@ import numpy as np
 
 from data_prep import images, splits as splits_lib
 from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, require_folders)
+                               LoadedExample, Plan, refs_per_split,
+                               require_folders)
 
 INFO = DatasetInfo(name="horse", class_names=("background", "horse"),
                    class_colors=((0, 0, 0), (192, 128, 64)))
@@ -38,16 +39,13 @@ def plan(data_dir: str, split_seed: int = 0,
                for n in sorted(mask_names - image_names)]
   names, description = splits_lib.seeded_split(
       sorted(image_names & mask_names), split_fractions, split_seed)
-  return Plan(
-      info=INFO,
-      splits={split: [ExampleRef(name=n, image_path=os.path.join(image_dir, n),
-                                 label_path=os.path.join(mask_dir, n))
-                      for n in split_names]
-              for split, split_names in names.items() if split_names},
-      absent_splits={split: "empty with these split fractions"
-                     for split, split_names in names.items() if not split_names},
-      load=_load, split_description=description, unpaired=unpaired,
-      source={"layout": "weizmann_horse", "data_dir": data_dir})
+  splits, absent = refs_per_split(
+      names, lambda n: ExampleRef(name=n, image_path=os.path.join(image_dir, n),
+                                  label_path=os.path.join(mask_dir, n)),
+      "empty with these split fractions")
+  return Plan(info=INFO, splits=splits, absent_splits=absent, load=_load,
+              split_description=description, unpaired=unpaired,
+              source={"layout": "weizmann_horse", "data_dir": data_dir})
 
 
 def _load(ref: ExampleRef) -> LoadedExample:
