@@ -44,9 +44,9 @@ _PAD_TO_SIZE = flags.DEFINE_enum(
     "pad_to_size", "max", ["max", "none"], "'max': pad images of different "
     "sizes to the split's largest, as the trainer's validation does; 'none': "
     "each image alone at its own size (batch 1).")
-_JIT_COMPILE = flags.DEFINE_bool(
-    "jit_compile", True, "Compile the model's trainable part with XLA, as the "
-    "trainer does.")
+_JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile", "auto", ["auto", "true", "false"], "Compile the model's "
+    "trainable part with XLA. auto: as the trainer does (only on GPUs).")
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON file for the results. Default: "
     "<model_dir>/eval/<split>-<checkpoint name>.json, e.g. eval/test-ckpt-600.json.")
@@ -71,7 +71,8 @@ def main(argv):
     result = evaluation.evaluate(
         restored.model, records_dir, _SPLIT.value, batch_size,
         pad_to_size=None if _PAD_TO_SIZE.value == "none" else "max",
-        jit_compile=_JIT_COMPILE.value, log=logging.info)
+        jit_compile={"auto": None, "true": True, "false": False}[_JIT_COMPILE.value],
+        log=logging.info)
   except KeyError as e:  # An absent split: say which exist.
     sys.exit(f"error: {e.args[0]}")
   dataset = records.load_metadata(records_dir).get("dataset", "")

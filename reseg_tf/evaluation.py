@@ -53,7 +53,7 @@ _SUMMARY_ROWS = (("global_accuracy", "global accuracy"),
 
 
 def evaluate(model, records_dir: str, split: str, batch_size: int,
-             pad_to_size: Optional[str] = "max", jit_compile: bool = True,
+             pad_to_size: Optional[str] = "max", jit_compile: Optional[bool] = None,
              log: Callable[[str], None] = print, log_every_seconds: float = 10.0
              ) -> dict:
   """Scores `model` on every example of `split`.
@@ -66,7 +66,8 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
       validation numbers to the last pixel).
     pad_to_size: "max" (as the trainer) or None (each image at its own
       size, batch 1); see the module docstring.
-    jit_compile: compile the model's trainable part with XLA (as the trainer).
+    jit_compile: compile the model's trainable part with XLA; None: as the
+      trainer decides (`steps.default_jit_compile()`).
     log: where progress lines go.
     log_every_seconds: how often a progress line is written.
 
@@ -93,6 +94,8 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
   if pad_to_size is None:
     batch_size = 1
   # The default strategy: one device, no replicas; the step is the trainer's.
+  if jit_compile is None:
+    jit_compile = steps.default_jit_compile()
   step = steps.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
                               jit_compile=jit_compile)
   dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,

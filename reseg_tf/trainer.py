@@ -87,7 +87,7 @@ def train(model_dir: str,
           seed: int = 0,
           deterministic: bool = False,
           strategy: str = "auto",
-          jit_compile: bool = True,
+          jit_compile: Optional[bool] = None,
           log_every_seconds: float = 10.0,
           num_summary_images: int = 3,
           checkpoints_to_keep: int = 3) -> dict:
@@ -116,7 +116,8 @@ def train(model_dir: str,
     deterministic: also make every op deterministic (slower), so that a
       resumed run equals an uninterrupted one bit for bit.
     strategy: "auto", "mirrored" or "multi_worker" (distribute.py).
-    jit_compile: compile the trainable part with XLA.
+    jit_compile: compile the whole trainable part with XLA; None:
+      `steps.default_jit_compile()` (only on GPUs).
     log_every_seconds: how often the progress line is printed.
     num_summary_images: validation images drawn in TensorBoard.
     checkpoints_to_keep: rolling checkpoints kept besides the best one.
@@ -173,6 +174,8 @@ def train(model_dir: str,
       global_batch_size=batch_size, class_weights=weights,
       void_class=num_classes if model.void_as_class else None,
       weight_decay=weight_decay, clip_norm=clip_norm)
+  if jit_compile is None:
+    jit_compile = steps.default_jit_compile()
   train_loop = steps.make_train_loop(strategy_, model, optimizer, loss_options,
                                      jit_compile=jit_compile)
   eval_step = steps.make_eval_step(strategy_, model, num_classes, jit_compile=jit_compile)

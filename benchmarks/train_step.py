@@ -1,0 +1,161 @@
+r"""Times the CamVid train step (360x480, batch 5) and its input pipeline.
+
+  python benchmarks/train_step.py [--records_dir=data/camvid] [--loops=6]
+
+In one run, on this machine:
+  * the fp32 matmul rate (2048^3, oneDNN), for the FLOP floor;
+  * the full train step (frozen VGG + ReNet + head, forward and backward,
+    Adadelta) fed from memory, fp32, with the trainable part under the
+    trainer's outer `jit_compile` and without it (the fused ReNet sweep
+    compiles its own loops), then the bf16 option (VGG and the ReNet
+    projections in bf16; variables, recurrence and loss in fp32);
+  * the same step fed by the real tf.data pipeline from --records_dir
+    (when present), and that pipeline alone.
+FLOPs: VGG forward + 3x the trainable part's forward (forward, then the
+gradients w.r.t. inputs and weights), matmuls and convolutions only.
+Random VGG weights (speed does not depend on them). Writes
+benchmarks/results/train_step.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _ROOT)
+
+from reseg_tf import input_pipeline, model as model_lib, optimizers, steps, vgg  # pylint: disable=wrong-import-position
+
+BATCH, HEIGHT, WIDTH = 5, 360, 480
+CAMVID = dict(num_classes=11, void_as_class=True, vgg_weights="random")
+
+
+def matmul_gflops(repeats=5):
+  a = tf.random.normal([2048, 2048])
+  f = tf.function(lambda x: tf.matmul(x, x))
+  f(a).numpy()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    f(a).numpy()
+    times.append(time.perf_counter() - start)
+  return 2 * 2048**3 / min(times) / 1e9
+
+
+def _kernel(layer):
+  return next(v for v in layer.trainable_variables if len(v.shape) > 1)
+
+
+def step_flops(net):
+  """FLOPs of one train step on a batch (see module docstring)."""
+  h, w, flops_vgg = HEIGHT, WIDTH, 0
+  for spec in vgg.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
+    if spec is None:
+      h, w = h // 2, w // 2
+    else:
+      flops_vgg += 2 * h * w * 9 * spec[1] * spec[2]
+  pixels = BATCH * h * w
+  trainable = 0
+  for layer in net.renet_layers:
+    for v in layer.trainable_variables:
+      if len(v.shape) == 2:  # w_x [C, 3U] and w_h [U, 3U]: one matmul each per pixel.
+        trainable += 2 * pixels * v.shape[0] * v.shape[1]
+  for layer in net.upsample_layers:
+    # Stride = filter size: every input pixel meets the whole kernel once.
+    kernel = _kernel(layer)
+    trainable += 2 * pixels * int(np.prod(kernel.shape))
+    pixels *= kernel.shape[0] * kernel.shape[1]
+  trainable += 2 * BATCH * HEIGHT * WIDTH * int(np.prod(_kernel(net.classifier).shape))
+  return BATCH * flops_vgg + 3 * trainable
+
+
+def time_steps(loop, iterator, loops, steps_per_loop=5):
+  loop(iterator, tf.constant(1))  # Compile.
+  times = []
+  for _ in range(loops):
+    start = time.perf_counter()
+    float(loop(iterator, tf.constant(steps_per_loop)))
+    times.append((time.perf_counter() - start) / steps_per_loop)
+  return statistics.median(times)
+
+
+def build(dtype, jit_compile):
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+  with strategy.scope():
+    net = model_lib.ReSeg(**CAMVID, compute_dtype=dtype, vgg_compute_dtype=dtype)
+    optimizer = optimizers.make_optimizer()
+    optimizer.build(net.trainable_variables)
+  loop = steps.make_train_loop(strategy, net, optimizer,
+                               steps.LossOptions(global_batch_size=BATCH),
+                               jit_compile=jit_compile)
+  return strategy, net, loop
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--records_dir", default=os.path.join(_ROOT, "data", "camvid"))
+  parser.add_argument("--loops", type=int, default=6)
+  parser.add_argument("--output", default=os.path.join(_ROOT, "benchmarks", "results",
+                                                      "train_step.json"))
+  args = parser.parse_args()
+  tf.config.threading.set_intra_op_parallelism_threads(2)
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.integers(0, 256, (BATCH, HEIGHT, WIDTH, 3)).astype(np.uint8),
+           "label": rng.integers(0, 12, (BATCH, HEIGHT, WIDTH)).astype(np.uint8),
+           "mask": np.ones(BATCH, bool)}
+  results = {"load_average": os.getloadavg(), "matmul_gflops": matmul_gflops()}
+  print(f"fp32 matmul: {results['matmul_gflops']:.0f} GFLOP/s")
+  records = os.path.isdir(args.records_dir)
+  for name, dtype, jit in (("fp32, outer jit", "float32", True),
+                           ("fp32, no outer jit", "float32", False),
+                           ("bf16, no outer jit", "bfloat16", False)):
+    strategy, net, loop = build(dtype, jit)
+    memory = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(batch).repeat()))
+    seconds = time_steps(loop, memory, args.loops)
+    flops = step_flops(net)
+    entry = {"step_seconds_in_memory": seconds, "images_per_second": BATCH / seconds,
+             "gflop_per_step": flops / 1e9,
+             "fraction_of_fp32_floor": flops / 1e9 / results["matmul_gflops"] / seconds}
+    line = (f"{name:20} {seconds:6.3f} s/step  {BATCH / seconds:5.2f} images/s  "
+            f"{100 * entry['fraction_of_fp32_floor']:4.0f}% of the fp32 floor")
+    if records:
+      real = iter(strategy.distribute_datasets_from_function(
+          lambda context: input_pipeline.make_train_dataset(
+              args.records_dir, "train", BATCH, input_context=context)))
+      entry["step_seconds_real_pipeline"] = time_steps(loop, real, args.loops)
+      entry["real_over_memory"] = entry["step_seconds_real_pipeline"] / seconds
+      line += f"  real pipeline {entry['real_over_memory']:.3f}x"
+    results[name] = entry
+    print(line, flush=True)
+  if records:
+    dataset = input_pipeline.make_train_dataset(args.records_dir, "train", BATCH)
+    iterator = iter(dataset)
+    for _ in range(5):
+      next(iterator)
+    start, count = time.perf_counter(), 0
+    for _ in range(40):
+      count += next(iterator)["image"].shape[0]
+    results["pipeline_images_per_second"] = count / (time.perf_counter() - start)
+    ratio = results["pipeline_images_per_second"] / results["fp32, no outer jit"]["images_per_second"]
+    results["pipeline_over_fp32_step"] = ratio
+    print(f"input pipeline alone: {results['pipeline_images_per_second']:.0f} images/s "
+          f"({ratio:.0f}x the fp32 step)")
+  fp32 = min(results["fp32, outer jit"]["step_seconds_in_memory"],
+             results["fp32, no outer jit"]["step_seconds_in_memory"])
+  results["bf16_speedup_over_best_fp32"] = fp32 / results["bf16, no outer jit"]["step_seconds_in_memory"]
+  print(f"bf16 speedup over the best fp32 step: {results['bf16_speedup_over_best_fp32']:.2f}x")
+  os.makedirs(os.path.dirname(args.output), exist_ok=True)
+  with open(args.output, "w") as f:
+    json.dump(results, f, indent=1)
+  print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+  main()
