@@ -59,6 +59,49 @@ class _StopRequests:
       signal.signal(sig, handler)
 
 
+class _EarlyStopping:
+  """The original code's rule: after `min_epochs`, stop once `patience`
+  validations in a row have not beaten the best mean IoU. Its state lives in
+  variables so that it is saved with, and resumed from, the checkpoint."""
+
+  def __init__(self, min_epochs: int, patience: int):
+    self.min_epochs, self.patience = min_epochs, patience
+    self.best = tf.Variable(-1.0, trainable=False, name="best_miou")
+    self.stale = tf.Variable(0, trainable=False, name="stale_validations")
+
+  def update(self, mean_iou: float) -> bool:
+    """Records a validation; True when it is the best so far."""
+    if mean_iou > float(self.best.numpy()):
+      self.best.assign(mean_iou)
+      self.stale.assign(0)
+      return True
+    self.stale.assign_add(1)
+    return False
+
+  def should_stop(self, epoch: float) -> bool:
+    return epoch >= self.min_epochs and int(self.stale.numpy()) >= self.patience
+
+
+class _ProgressLog:
+  """The terminal's progress line, at most every `every_seconds`."""
+
+  def __init__(self, start_step: int, total_steps: int, steps_per_epoch: int,
+               every_seconds: float):
+    self.start_step, self.total_steps = start_step, total_steps
+    self.steps_per_epoch, self.every_seconds = steps_per_epoch, every_seconds
+    self.start_time, self.last = time.monotonic(), 0.0
+
+  def __call__(self, step: int, loss: float, images_per_second: float):
+    now = time.monotonic()
+    if now - self.last < self.every_seconds and step != self.total_steps:
+      return
+    self.last = now
+    rate = (step - self.start_step) / (now - self.start_time)
+    logging.info("step %d/%d epoch %.1f loss/image %.4g %.1f images/s ETA %s",
+                 step, self.total_steps, step / self.steps_per_epoch, loss,
+                 images_per_second, _duration((self.total_steps - step) / max(rate, 1e-9)))
+
+
 def default_model_dir(gin_files: Sequence[str]) -> str:
   """`runs/<name of the last gin file>`, e.g. gin/camvid.gin -> runs/camvid."""
   if not gin_files:
@@ -151,12 +194,10 @@ def train(model_dir: str,
                        f"{records_dir} has {num_classes}: set ReSeg.num_classes")
     optimizer = optimizer_fn()
     optimizer.build(model.trainable_variables)
-  # Early-stopping state: plain host variables, saved with the checkpoint.
-  best_miou = tf.Variable(-1.0, trainable=False, name="best_miou")
-  stale_validations = tf.Variable(0, trainable=False, name="stale_validations")
+  early_stopping = _EarlyStopping(min_epochs, patience)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                   best_miou=best_miou,
-                                   stale_validations=stale_validations)
+                                   best_miou=early_stopping.best,
+                                   stale_validations=early_stopping.stale)
   write_dir = model_dir if chief else os.path.join(
       model_dir, "workers", f"{strategy_.cluster_resolver.task_id}")
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
@@ -201,7 +242,7 @@ def train(model_dir: str,
 
   result = {"steps_per_epoch": steps_per_epoch}
   step = int(optimizer.iterations.numpy())
-  start_step, start_time, last_log = step, time.monotonic(), 0.0
+  progress = _ProgressLog(step, total_steps, steps_per_epoch, log_every_seconds)
   with _StopRequests() as stop:
     while step < total_steps:
       epoch = step // steps_per_epoch
@@ -228,33 +269,22 @@ def train(model_dir: str,
           summaries.write_scalars(train_writer, step, {
               "loss": loss, "images_per_second": images_per_second,
               "learning_rate": float(optimizer.learning_rate.numpy())})
-        now = time.monotonic()
-        if now - last_log >= log_every_seconds or step == total_steps:
-          last_log = now
-          rate = (step - start_step) / (now - start_time)
-          logging.info("step %d/%d epoch %.1f loss/image %.4g %.1f images/s ETA %s",
-                       step, total_steps, step / steps_per_epoch, loss,
-                       images_per_second, _duration((total_steps - step) / max(rate, 1e-9)))
+        progress(step, loss, images_per_second)
         if step % validate_every == 0 and has_validation:
           scores = validate(step)
-          improved = scores["mean_iou"] > float(best_miou)
+          improved = early_stopping.update(scores["mean_iou"])
           if improved:
-            best_miou.assign(scores["mean_iou"])
-            stale_validations.assign(0)
             best_manager.save(checkpoint_number=step)
             result.update(best_step=step)
-          else:
-            stale_validations.assign_add(1)
           logging.info("validation at step %d: mean IoU %.4f, global accuracy %.4f, "
                        "class average accuracy %.4f%s", step, scores["mean_iou"],
                        scores["global_accuracy"], scores["class_average_accuracy"],
                        " (best)" if improved else "")
           result["last_validation"] = scores
           manager.save(checkpoint_number=step)
-          if (step // steps_per_epoch >= min_epochs
-              and int(stale_validations) >= patience):
+          if early_stopping.should_stop(step // steps_per_epoch):
             logging.info("Early stopping: %d validations without improvement "
-                         "after epoch %d.", int(stale_validations), min_epochs)
+                         "after epoch %d.", patience, min_epochs)
             result["early_stopped"] = True
             break
       if stop.signal_name or result.get("early_stopped"):
@@ -267,7 +297,7 @@ def train(model_dir: str,
       result["interrupted_by"] = stop.signal_name
   train_writer.flush()
   validation_writer.flush()
-  result.update(step=step, epoch=step / steps_per_epoch, best_mean_iou=float(best_miou))
+  result.update(step=step, epoch=step / steps_per_epoch, best_mean_iou=float(early_stopping.best.numpy()))
   if chief:
     with open(os.path.join(model_dir, "train_result.json"), "w") as f:
       json.dump(result, f, indent=1)

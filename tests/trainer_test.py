@@ -163,6 +163,22 @@ class FailureTest(tf.test.TestCase):
                      os.path.join(model_dir, "checkpoints", f"ckpt-{result['step']}"))
 
 
+class EarlyStoppingTest(tf.test.TestCase):
+
+  def test_the_original_codes_rule(self):
+    # Patience 2 after epoch 3: improvements reset the count; no stop before
+    # epoch 3 however long the plateau.
+    rule = trainer._EarlyStopping(min_epochs=3, patience=2)
+    self.assertTrue(rule.update(0.5))
+    self.assertFalse(rule.update(0.5))  # Equal is not better.
+    self.assertFalse(rule.update(0.4))
+    self.assertFalse(rule.should_stop(epoch=2))
+    self.assertTrue(rule.should_stop(epoch=3))
+    self.assertTrue(rule.update(0.6))
+    self.assertFalse(rule.should_stop(epoch=10))
+    self.assertAllClose(rule.best.numpy(), 0.6)
+
+
 class GinFilesTest(tf.test.TestCase):
 
   def test_every_training_gin_file_parses_and_builds_its_model(self):
