@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import time
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -22,6 +21,7 @@ import tensorflow as tf
 from data_prep import images, statistics
 from data_prep.dataset import BadInputError, ExampleRef, LoadedExample, Plan
 from reseg_tf import records
+from reseg_tf.progress import RateLog
 
 _PROGRESS_SECONDS = 2.0
 
@@ -114,7 +114,7 @@ def _write_split(plan: Plan, split: str, refs: list[ExampleRef], temp_dir: str,
   paths = [os.path.join(temp_dir, records.shard_filename(split, i, num_shards))
            for i in range(num_shards)]
   writers = [tf.io.TFRecordWriter(p) for p in paths]
-  progress = _Progress(split, len(refs), log)
+  progress = RateLog(split, len(refs), log, "examples", _PROGRESS_SECONDS)
   try:
     for ref, result in _convert_all(plan, refs, num_workers):
       if isinstance(result, BadInputError):
@@ -181,28 +181,3 @@ def _encode(plan: Plan, ref: ExampleRef, loaded: LoadedExample) -> _Encoded:
     encoded, fmt = images.encode_png(image), "png"
   return _Encoded(ref, encoded, fmt, image.shape[0], image.shape[1],
                   images.encode_png(label.astype(np.uint8)), counts[:256])
-
-
-class _Progress:
-  """Rate-limited progress lines: count, percentage, rate and ETA."""
-
-  def __init__(self, split: str, total: int, log):
-    self._split, self._total, self._log = split, total, log
-    self._done = 0
-    self._start = self._last = time.monotonic()
-
-  def update(self):
-    self._done += 1
-    now = time.monotonic()
-    if now - self._last >= _PROGRESS_SECONDS:
-      self._last = now
-      rate = self._done / (now - self._start)
-      eta = (self._total - self._done) / rate if rate else 0.0
-      self._log(f"{self._split}: {self._done}/{self._total} "
-                f"({100 * self._done / self._total:.0f}%) {rate:.1f} examples/s, "
-                f"ETA {eta:.0f}s")
-
-  def finish(self):
-    elapsed = time.monotonic() - self._start
-    self._log(f"{self._split}: {self._done}/{self._total} done in {elapsed:.1f}s "
-              f"({self._done / max(elapsed, 1e-9):.1f} examples/s)")

@@ -20,13 +20,13 @@ flowers), the published ReSeg numbers beside ours (RESEG.md).
 """
 
 import math
-import time
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from reseg_tf import input_pipeline, metrics, records, steps
+from reseg_tf.progress import RateLog
 
 # ReSeg's published results (Visin et al. 2016, tables 1-3), as fractions.
 PAPER_RESULTS = {
@@ -101,17 +101,11 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
   dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,
                                              pad_to_size=pad_to_size)
   confusion = np.zeros((num_classes, num_classes + 1), np.int64)
-  num_images = 0
-  start = last_log = time.monotonic()
+  progress = RateLog(split, expected, log, "images", log_every_seconds)
   for batch in dataset:
     confusion += step(batch).numpy()
-    num_images += int(np.sum(batch["mask"].numpy()))
-    now = time.monotonic()
-    if now - last_log >= log_every_seconds:
-      last_log = now
-      rate = num_images / (now - start)
-      log(f"{split}: {num_images}/{expected} images, {rate:.1f} images/s, "
-          f"ETA {(expected - num_images) / max(rate, 1e-9):.0f} s")
+    progress.update(int(np.sum(batch["mask"].numpy())))
+  num_images = progress.done
   if num_images != expected:
     raise ValueError(f"scored {num_images} images of {split!r}, but metadata.json "
                      f"says it has {expected}")
