@@ -3,12 +3,13 @@
 Visin et al. 2016 (arXiv:1511.07053v3), sec. 3 and fig. 1:
 
     image [B, H, W, 3] RGB 0..255
-      -> "caffe" preprocessing, zero-pad H and W to a multiple of the stride
+      -> "caffe" preprocessing, optional resize by `input_scale`,
+         zero-pad H and W to a multiple of the stride
       -> VGG-16 conv1_1 .. conv3_3 (frozen)        [B, H/4, W/4, 256]
       -> ReNet layers                              [B, H/S, W/S, 2U]
       -> transposed convs (stride = size) + ReLU   [B, H, W, F]
       -> 1x1 convolution                           [B, H, W, K or K + 1]
-      -> crop to the input size
+      -> crop to the (scaled) input size, bilinear resize back to H x W
 
 `S` is the total stride: 4 for VGG (1 without it) times the product of the
 ReNet patch sizes; the transposed convolutions must undo exactly `S`.
@@ -23,6 +24,12 @@ not published): the ReNet stack reads the preprocessed image itself, scaled by
 GRUs initialised N(0, 0.1)). ReNet patches then do the downsampling, e.g. 2x2
 in two layers for a stride of 4, undone by two 2x2 transposed convolutions
 (see gin/model/horse_no_vgg.gin).
+
+`input_scale` < 1 (ours, not the paper's) runs the network on a bilinearly
+downscaled image and resizes the logits back to the input size: losses,
+metrics and predictions stay at full resolution while the ReNet sweeps cost
+`input_scale**2` as much. It is how the from-scratch runs on 2 CPU cores fit
+their budget (docs/results.json, README "Results").
 
 For training, the frozen front end and the trainable part are exposed apart:
 `features(images)` (preprocessing, padding and VGG; cacheable) and
@@ -40,6 +47,26 @@ from reseg_tf import vgg as vgg_lib
 
 # Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
 NO_VGG_INPUT_SCALE = 1.0 / 255.0
+
+
+def _size(x: tf.Tensor, axis: int):
+  """`x.shape[axis]` when static, else the dynamic size."""
+  return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
+
+
+def spatial_size(x: tf.Tensor) -> tuple:
+  """`(H, W)` of a `[B, H, W, ...]` tensor, static where known."""
+  return (_size(x, 1), _size(x, 2))
+
+
+def scaled_size(size: int, scale: float):
+  """`round(size * scale)`, at least 1; static when `size` is."""
+  if scale == 1.0:
+    return size
+  if isinstance(size, int):
+    return max(1, int(round(size * scale)))
+  scaled = tf.round(tf.cast(size, tf.float32) * scale)
+  return tf.maximum(1, tf.cast(scaled, tf.int32))
 
 
 def _glorot_uniform(shape, fan_in, fan_out):
@@ -139,6 +166,7 @@ class ReSeg(tf.Module):
                upsample_size: Sequence[int] = (2, 2),
                compute_dtype: Union[str, tf.DType] = tf.float32,
                vgg_compute_dtype: Union[str, tf.DType] = tf.float32,
+               input_scale: float = 1.0,
                name: Optional[str] = 'reseg'):
     """Creates every variable.
 
@@ -164,6 +192,9 @@ class ReSeg(tf.Module):
       compute_dtype: dtype of ReNet and the upsampling head (variables stay
         float32; logits are float32).
       vgg_compute_dtype: dtype of the VGG convolutions (and of `features`).
+      input_scale: run the network on the image resized by this factor
+        (0 < scale <= 1; 1, the paper, resizes nothing) and resize the
+        logits back to the input size.
       name: module name.
 
     Raises:
@@ -175,6 +206,9 @@ class ReSeg(tf.Module):
       raise ValueError(
           f'renet_units {tuple(renet_units)} and renet_patch_sizes '
           f'{tuple(renet_patch_sizes)} must have the same length.')
+    if not 0.0 < input_scale <= 1.0:
+      raise ValueError(f'input_scale must be in (0, 1], got {input_scale}.')
+    self.input_scale = float(input_scale)
     self.num_classes = num_classes
     self.void_as_class = void_as_class
     self.num_outputs = num_classes + (1 if void_as_class else 0)
@@ -223,15 +257,14 @@ class ReSeg(tf.Module):
     Returns:
       `[B, H'/4, W'/4, 256]` VGG features in `vgg_compute_dtype`, or without
       VGG `[B, H', W', 3]` float32 scaled pixels; `H'`, `W'` are `H`, `W`
-      rounded up to multiples of `stride` (zero padding at the bottom and
-      right, i.e. the mean colour).
+      times `input_scale`, rounded up to multiples of `stride` (zero padding
+      at the bottom and right, i.e. the mean colour).
     """
     x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
-    shape = tf.shape(x)
-    pads = []
-    for i, s in zip((1, 2), self.stride):
-      size = x.shape[i] if x.shape[i] is not None else shape[i]
-      pads.append([0, (-size) % s])
+    if self.input_scale != 1.0:
+      size = [scaled_size(_size(x, i), self.input_scale) for i in (1, 2)]
+      x = tf.image.resize(x, size, method='bilinear', antialias=True)
+    pads = [[0, (-_size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
     x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
     if self.vgg is None:
       return x * NO_VGG_INPUT_SCALE
@@ -256,11 +289,12 @@ class ReSeg(tf.Module):
       x = layer(x)
     logits = self.classifier(x)  # [B, H', W', K(+1)]
     h, w = output_size[0], output_size[1]
-    return tf.cast(logits[:, :h, :w, :], tf.float32)  # [B, H, W, K(+1)]
+    sh, sw = (scaled_size(s, self.input_scale) for s in (h, w))
+    logits = tf.cast(logits[:, :sh, :sw, :], tf.float32)
+    if self.input_scale != 1.0:
+      logits = tf.image.resize(logits, [h, w], method='bilinear')
+    return logits  # [B, H, W, K(+1)]
 
   def __call__(self, images: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, 3]` RGB 0..255 -> `[B, H, W, num_outputs]` float32 logits."""
-    shape = tf.shape(images)
-    size = tuple(images.shape[i] if images.shape[i] is not None else shape[i]
-                 for i in (1, 2))
-    return self.head(self.features(images), size)
+    return self.head(self.features(images), spatial_size(images))

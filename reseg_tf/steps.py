@@ -7,6 +7,7 @@ classifier), its loss and its gradient run in one XLA-compiled function. The
 optimizer is applied outside the compiled function, in replica context: Keras
 3 optimizers then all-reduce the gradients themselves. Several steps run per
 `tf.function` call (a `tf.range` loop) to keep Python out of the hot path.
+Batches from `feature_cache` carry the front end's output as `"features"`.
 
 The loss of each replica is its per-image sums divided by the *global* batch
 size (the original code: summed over an image's pixels, averaged over
@@ -21,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf import losses, metrics
+from reseg_tf.model import spatial_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,7 @@ def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
   def loss_and_gradients(inputs, labels):
     with tf.GradientTape() as tape:
       features = inputs if frozen_front_end else model.features(inputs)
-      logits = model.head(features, tuple(labels.shape[1:3]))
+      logits = model.head(features, spatial_size(labels))
       per_image, _ = losses.pixel_cross_entropy(
           logits, labels, weights, void_class=options.void_class)
       loss = tf.reduce_sum(per_image) / options.global_batch_size
@@ -84,9 +86,12 @@ def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
   compiled = tf.function(loss_and_gradients, jit_compile=jit_compile)
 
   def replica_step(batch):
-    inputs = batch["image"]
-    if frozen_front_end:
-      inputs = tf.stop_gradient(model.features(inputs))
+    if "features" in batch:  # From feature_cache: the front end already ran.
+      inputs = batch["features"]
+    else:
+      inputs = batch["image"]
+      if frozen_front_end:
+        inputs = tf.stop_gradient(model.features(inputs))
     loss, gradients = compiled(inputs, batch["label"])
     if options.clip_norm:
       # Clip the true global norm: all-reduce first, clip, then hand the
@@ -120,7 +125,7 @@ def make_eval_step(strategy: tf.distribute.Strategy, model, num_classes: int,
 
   def replica_step(batch):
     labels = batch["label"]
-    logits = head(model.features(batch["image"]), tuple(labels.shape[1:3]))
+    logits = head(model.features(batch["image"]), spatial_size(labels))
     predictions = tf.argmax(logits, axis=-1)
     return metrics.confusion_matrix(labels, predictions, num_classes,
                                     example_mask=batch["mask"])

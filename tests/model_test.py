@@ -189,6 +189,17 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     images = tf.cast(tf.random.uniform([1, 13, 18, 3], 0, 255), tf.uint8)
     self.assertAllClose(fn(images), net(images), atol=1e-4)
 
+  def test_tf_global_seed_makes_every_initial_value_repeatable(self):
+    def build(seed):
+      tf.random.set_seed(seed)
+      return model_lib.ReSeg(num_classes=2, **TINY)
+    first, again, other = build(3), build(3), build(4)
+    for a, b, c in zip(first.variables, again.variables, other.variables):
+      self.assertAllEqual(a, b, msg=a.name)
+    kernels = [(a, c) for a, c in zip(first.variables, other.variables) if len(a.shape) > 1]
+    self.assertTrue(all(np.any(a.numpy() != c.numpy()) for a, c in kernels))
+    self.assertIn('vgg', ' '.join(a.name for a, _ in kernels))
+
   def test_bfloat16_compute_returns_float32_logits(self):
     net = model_lib.ReSeg(num_classes=2, compute_dtype='bfloat16',
                           vgg_compute_dtype='bfloat16', **TINY)
@@ -196,6 +207,43 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(logits.dtype, tf.float32)
     self.assertTrue(np.isfinite(logits.numpy()).all())
     self.assertTrue(all(v.dtype == tf.float32 for v in net.variables))
+
+
+class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
+  """`input_scale`: the network sees a resized image, logits come back."""
+
+  @parameterized.parameters((TINY,), (TINY_NO_VGG,))
+  def test_equals_resize_run_resize_back(self, config):
+    scaled = model_lib.ReSeg(num_classes=3, input_scale=0.5, **config)
+    full = model_lib.ReSeg(num_classes=3, **config)
+    for a, b in zip(full.variables, scaled.variables):
+      a.assign(b)
+    images = tf.random.uniform([2, 37, 51, 3], 0, 255)
+    # round(37 / 2) = 18 (banker's rounding of 18.5), round(51 / 2) = 26.
+    self.assertEqual(model_lib.scaled_size(37, 0.5), 18)
+    small = tf.image.resize(images, [18, 26], antialias=True)
+    expected = tf.image.resize(full(small), [37, 51])
+    logits = scaled(images)
+    self.assertEqual(logits.shape, (2, 37, 51, 3))
+    self.assertAllClose(logits, expected, atol=1e-4)
+
+  def test_features_are_smaller_by_the_scale(self):
+    net = model_lib.ReSeg(num_classes=2, input_scale=0.25, **TINY_NO_VGG)
+    features = net.features(tf.zeros([1, 64, 96, 3]))
+    self.assertEqual(features.shape, (1, 16, 24, 3))
+
+  def test_unknown_spatial_size_under_tf_function(self):
+    net = model_lib.ReSeg(num_classes=2, input_scale=0.5, **TINY_NO_VGG)
+    fn = tf.function(net, input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    images = tf.cast(tf.random.uniform([1, 29, 43, 3], 0, 255), tf.uint8)
+    self.assertEqual(fn(images).shape, (1, 29, 43, 2))
+    self.assertAllClose(fn(images), net(images), atol=1e-4)
+
+  @parameterized.parameters(0.0, -0.5, 1.5)
+  def test_scale_out_of_range_is_an_error(self, scale):
+    with self.assertRaisesRegex(ValueError, 'input_scale'):
+      model_lib.ReSeg(num_classes=2, input_scale=scale, **TINY_NO_VGG)
 
 
 if __name__ == '__main__':
