@@ -212,7 +212,14 @@ def convert_h5_to_npz(h5_path: str, npz_path: str) -> None:
 
 
 def random_weights(seed: Optional[int] = None) -> Weights:
-  """He-normal kernels (VGG's ReLU stack keeps its scale) and zero biases."""
+  """He-normal kernels (VGG's ReLU stack keeps its scale) and zero biases.
+
+  Without a seed, the seed is drawn from TensorFlow's random state, so
+  `tf.random.set_seed` (the trainer's `seed`) makes it repeatable, as it
+  does every other initial value of the model.
+  """
+  if seed is None:
+    seed = int(tf.random.uniform([], 0, 2**62, dtype=tf.int64))
   rng = np.random.default_rng(seed)
   weights = {}
   for name, (k_shape, b_shape) in _SHAPES.items():
