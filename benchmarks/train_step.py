@@ -10,7 +10,10 @@ In one run, on this machine:
     compiles its own loops), then the bf16 option (VGG and the ReNet
     projections in bf16; variables, recurrence and loss in fp32);
   * the same step fed by the real tf.data pipeline from --records_dir
-    (when present), and that pipeline alone.
+    (when present), and that pipeline alone;
+  * the step fed with the VGG features a `train.cache_features` run reads
+    from its cache (feature_cache.py), fp32 and bf16, from memory: the
+    speedup of the cache is the full step over this one.
 FLOPs: VGG forward + 3x the trainable part's forward (forward, then the
 gradients w.r.t. inputs and weights), matmuls and convolutions only.
 Random VGG weights (speed does not depend on them). Writes
@@ -132,6 +135,14 @@ def main():
       entry["step_seconds_real_pipeline"] = time_steps(loop, real, args.loops)
       entry["real_over_memory"] = entry["step_seconds_real_pipeline"] / seconds
       line += f"  real pipeline {entry['real_over_memory']:.3f}x"
+    if not jit:
+      features = net.features(batch["image"])
+      cached = iter(strategy.experimental_distribute_dataset(
+          tf.data.Dataset.from_tensors({"features": features, "label": batch["label"],
+                                        "mask": batch["mask"]}).repeat()))
+      entry["step_seconds_cached_features"] = time_steps(loop, cached, args.loops)
+      entry["cache_speedup"] = seconds / entry["step_seconds_cached_features"]
+      line += f"  cached features {entry['cache_speedup']:.2f}x faster"
     results[name] = entry
     print(line, flush=True)
   if records:

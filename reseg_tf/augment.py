@@ -104,6 +104,12 @@ class AugmentOptions:
     return any(v > 0 for v in (self.brightness, self.contrast, self.saturation,
                                self.gamma))
 
+  @property
+  def is_random(self) -> bool:
+    """Whether an example can come out differently in two epochs."""
+    return (self.random_crop or self.flip or self.has_affine
+            or self.elastic_alpha > 0 or self.has_photometric)
+
 
 def augment(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor,
             options: AugmentOptions) -> Tuple[tf.Tensor, tf.Tensor]:

@@ -99,30 +99,10 @@ def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
     ValueError: the images differ in size and no `crop_size` is set.
   """
   options = options or InputOptions()
-  files = _shard_files(records_dir, split)
-  size = options.augment.crop_size or _common_size(records_dir, split)
-  if size is None:
-    raise ValueError(
-        f"the {split!r} images in {records_dir} differ in size: set "
-        "InputOptions.augment.crop_size (AugmentOptions.crop_size) to train on them")
-  batch_size, num_pipelines, pipeline_id = _per_pipeline(global_batch_size,
-                                                         input_context)
-  file_seed, example_seed = _derive_seeds(seed, 2)
-
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  shard_by_file = len(files) >= num_pipelines
-  if num_pipelines > 1 and shard_by_file:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
-  dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
-  dataset = dataset.interleave(
-      tf.data.TFRecordDataset, cycle_length=min(options.cycle_length, len(files)),
-      num_parallel_calls=AUTOTUNE, deterministic=True)
-  if num_pipelines > 1 and not shard_by_file:
-    dataset = dataset.shard(num_pipelines, pipeline_id)
-  dataset = dataset.shuffle(options.shuffle_buffer, seed=example_seed,
-                            reshuffle_each_iteration=True)
-  if options.repeat:
-    dataset = dataset.repeat()
+  files = shard_files(records_dir, split)
+  size = train_image_size(records_dir, split, options.augment)
+  dataset, batch_size, pipeline_id = shuffled_records(
+      files, global_batch_size, options, seed, input_context)
   # Position in this pipeline's stream (across epochs): the augmentation seed.
   dataset = dataset.enumerate()
   pipeline_seed = tf.constant([int(seed) % 2**63, pipeline_id], tf.int64)
@@ -139,6 +119,39 @@ def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
   # Drop remainder makes the batch dimension static.
   dataset = dataset.batch(batch_size, drop_remainder=True)
   return dataset.prefetch(AUTOTUNE)
+
+
+def shuffled_records(files: Sequence[str], global_batch_size: int,
+                     options: InputOptions, seed: int,
+                     input_context: Optional[tf.distribute.InputContext] = None,
+                     shuffle_buffer: Optional[int] = None):
+  """Serialized records of `files` in a seeded order, split between pipelines.
+
+  The reading half of `make_train_dataset` (see its docstring), shared with
+  `feature_cache.make_dataset`: shard files of the same structure give the
+  same order.
+
+  Returns:
+    `(dataset of serialized records, per-replica batch size, pipeline id)`.
+  """
+  batch_size, num_pipelines, pipeline_id = _per_pipeline(global_batch_size,
+                                                         input_context)
+  file_seed, example_seed = _derive_seeds(seed, 2)
+  dataset = tf.data.Dataset.from_tensor_slices(list(files))
+  shard_by_file = len(files) >= num_pipelines
+  if num_pipelines > 1 and shard_by_file:
+    dataset = dataset.shard(num_pipelines, pipeline_id)
+  dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
+  dataset = dataset.interleave(
+      tf.data.TFRecordDataset, cycle_length=min(options.cycle_length, len(files)),
+      num_parallel_calls=AUTOTUNE, deterministic=True)
+  if num_pipelines > 1 and not shard_by_file:
+    dataset = dataset.shard(num_pipelines, pipeline_id)
+  dataset = dataset.shuffle(shuffle_buffer or options.shuffle_buffer,
+                            seed=example_seed, reshuffle_each_iteration=True)
+  if options.repeat:
+    dataset = dataset.repeat()
+  return dataset, batch_size, pipeline_id
 
 
 def make_eval_dataset(records_dir: str, split: str, global_batch_size: int,
@@ -187,7 +200,7 @@ def make_eval_dataset(records_dir: str, split: str, global_batch_size: int,
     ValueError: `pad_to_size=None` with images of different sizes and a
       per-replica batch above 1.
   """
-  files = _shard_files(records_dir, split)
+  files = shard_files(records_dir, split)
   split_info = records.load_metadata(records_dir)["splits"][split]
   num_examples = split_info["num_examples"]
   batch_size, num_pipelines, pipeline_id = _per_pipeline(global_batch_size,
@@ -265,13 +278,24 @@ def pad_bottom_right(image: tf.Tensor, label: tf.Tensor, size: Sequence[int],
   return image, label
 
 
+def train_image_size(records_dir: str, split: str,
+                     augment: augment_lib.AugmentOptions) -> Tuple[int, int]:
+  """`(H, W)` of every training example: the crop, else the common size."""
+  size = augment.crop_size or _common_size(records_dir, split)
+  if size is None:
+    raise ValueError(
+        f"the {split!r} images in {records_dir} differ in size: set "
+        "InputOptions.augment.crop_size (AugmentOptions.crop_size) to train on them")
+  return tuple(size)
+
+
 def _set_size(element: dict, size: Sequence[int]) -> dict:
   element["image"] = tf.ensure_shape(element["image"], [size[0], size[1], 3])
   element["label"] = tf.ensure_shape(element["label"], [size[0], size[1]])
   return element
 
 
-def _shard_files(records_dir: str, split: str) -> list:
+def shard_files(records_dir: str, split: str) -> list:
   files = sorted(tf.io.gfile.glob(records.shard_pattern(records_dir, split)))
   if not files:
     raise FileNotFoundError(

@@ -15,6 +15,7 @@ resumed run sees the same batches as an uninterrupted one. SIGINT and SIGTERM
 finish the current loop of steps, write a checkpoint and return.
 """
 
+import functools
 import json
 import math
 import os
@@ -27,8 +28,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from reseg_tf import (distribute, input_pipeline, losses, metrics, optimizers,
-                      records, steps, summaries)
+from reseg_tf import (distribute, feature_cache, input_pipeline, losses, metrics,
+                      optimizers, records, steps, summaries)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -125,6 +126,7 @@ def train(model_dir: str,
           clip_norm: Optional[float] = None,
           optimizer_fn: Callable = optimizers.make_optimizer,
           input_options: Optional[input_pipeline.InputOptions] = None,
+          cache_features: bool = False,
           train_split: str = "train",
           validation_split: str = "val",
           seed: int = 0,
@@ -153,6 +155,10 @@ def train(model_dir: str,
     clip_norm: global gradient-norm clipping; None: off.
     optimizer_fn: builds the optimizer (gin: `make_optimizer`).
     input_options: augmentation and pipeline options (default: none, as the paper).
+    cache_features: compute the frozen VGG features of the training images
+      once into `model_dir/feature_cache/<train_split>` and train the rest
+      from them (feature_cache.py; needs a frozen VGG and no random
+      augmentation). Off by default.
     train_split: split to train on.
     validation_split: split to validate on; None or absent: no validation.
     seed: seeds initialisation, data order and augmentation.
@@ -221,6 +227,12 @@ def train(model_dir: str,
                                      jit_compile=jit_compile)
   eval_step = steps.make_eval_step(strategy_, model, num_classes, jit_compile=jit_compile)
   options = input_options or input_pipeline.InputOptions()
+  make_dataset = functools.partial(input_pipeline.make_train_dataset, records_dir, train_split)
+  if cache_features:
+    cache_dir = os.path.join(write_dir, "feature_cache", train_split)
+    info = feature_cache.ensure(model, records_dir, train_split, cache_dir,
+                                options.augment, log=logging.info)
+    make_dataset = functools.partial(feature_cache.make_dataset, cache_dir, info)
 
   train_writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
   validation_writer = tf.summary.create_file_writer(os.path.join(write_dir, "validation"))
@@ -248,9 +260,8 @@ def train(model_dir: str,
       epoch = step // steps_per_epoch
       iterator = iter(strategy_.distribute_datasets_from_function(
           lambda context, e=epoch, skip=step % steps_per_epoch:
-          input_pipeline.make_train_dataset(
-              records_dir, train_split, batch_size, options, seed=seed * 100003 + e,
-              input_context=context).skip(skip)))
+          make_dataset(batch_size, options, seed=seed * 100003 + e,
+                       input_context=context).skip(skip)))
       epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
       while step < epoch_end and not stop.signal_name:
         next_validation = (step // validate_every + 1) * validate_every
