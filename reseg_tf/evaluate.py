@@ -9,7 +9,8 @@ restores the chosen checkpoint, scores every image of --split and prints a
 table of per-class accuracy and IoU, global and class-average accuracy, mean
 IoU (void excluded), foreground IoU for two-class datasets, and the paper's
 numbers for CamVid, Horse and Flowers. Writes the numbers and the confusion
-matrix as JSON to --output.
+matrix as JSON to --output, and with --results_file adds the run to a shared
+record such as docs/results.json (reseg_tf/results.py).
 """
 
 import json
@@ -18,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from reseg_tf import evaluation, records, restore
+from reseg_tf import evaluation, records, restore, results
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "The training run's folder (required): checkpoints and "
@@ -50,6 +51,13 @@ _JIT_COMPILE = flags.DEFINE_enum(
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON file for the results. Default: "
     "<model_dir>/eval/<split>-<checkpoint name>.json, e.g. eval/test-ckpt-600.json.")
+_RESULTS_FILE = flags.DEFINE_string(
+    "results_file", None, "Also merge a summary of this evaluation (metrics, "
+    "training budget, machine, command) into this JSON file, e.g. "
+    "docs/results.json, under --results_name. Default: none.")
+_RESULTS_NAME = flags.DEFINE_string(
+    "results_name", None, "The entry's name in --results_file. Default: the "
+    "base name of --model_dir.")
 
 
 def main(argv):
@@ -84,12 +92,18 @@ def main(argv):
       f"{_SPLIT.value}-{os.path.basename(restored.checkpoint)}.json")
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   report = {"checkpoint": restored.checkpoint, "step": restored.step,
-            "records_dir": records_dir, "dataset": dataset, "batch_size": batch_size,
+            "split": _SPLIT.value, "records_dir": records_dir, "dataset": dataset, "batch_size": batch_size,
             "pad_to_size": _PAD_TO_SIZE.value, **result,
             "paper": evaluation.paper_results(dataset)}
   with open(output, "w") as f:
     json.dump(evaluation.json_ready(report), f, indent=1)
   logging.info("Wrote %s", output)
+  if _RESULTS_FILE.value:
+    name = _RESULTS_NAME.value or os.path.basename(os.path.normpath(_MODEL_DIR.value or "run"))
+    command = " ".join(["python -m reseg_tf.evaluate", *sys.argv[1:]])
+    results.merge(_RESULTS_FILE.value, name,
+                  results.run_entry(evaluation.json_ready(report), _MODEL_DIR.value, command))
+    logging.info("Added %r to %s", name, _RESULTS_FILE.value)
 
 
 if __name__ == "__main__":

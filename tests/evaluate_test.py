@@ -72,10 +72,14 @@ class EvaluateQuickstartTest(tf.test.TestCase):
       evaluation.evaluate(restored.model, self.records, "nope", 4)
 
   def test_binary_prints_the_table_and_writes_json(self):
-    output = os.path.join(self.create_tempdir().full_path, "val.json")
+    folder = self.create_tempdir().full_path
+    output = os.path.join(folder, "val.json")
+    results_file = os.path.join(folder, "results.json")
+    with open(results_file, "w") as f:
+      json.dump({"other_run": {"mean_iou": 0.5}}, f)
     process = run_helpers.run_module(
         "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
-        "--checkpoint=latest", f"--output={output}")
+        "--checkpoint=latest", f"--output={output}", f"--results_file={results_file}")
     self.assertEqual(process.returncode, 0, process.stderr)
     for text in ("background", "triangle", "global accuracy", "mean IoU", "8 images"):
       self.assertIn(text, process.stdout)
@@ -87,6 +91,19 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     for key in ("global_accuracy", "class_average_accuracy", "mean_iou", "num_pixels"):
       self.assertEqual(report[key], expected[key], msg=key)
     self.assertLen(report["confusion_matrix"], 4)
+    # --results_file: this run added beside the other one, with its budget.
+    with open(results_file) as f:
+      results = json.load(f)
+    self.assertEqual(results["other_run"], {"mean_iou": 0.5})
+    entry = results[os.path.basename(self.model_dir)]
+    self.assertEqual(entry["mean_iou"], expected["mean_iou"])
+    self.assertEqual((entry["split"], entry["step"]), ("val", self.train_result["step"]))
+    self.assertAlmostEqual(entry["epoch"],
+                           self.train_result["step"] / self.train_result["steps_per_epoch"])
+    self.assertGreater(entry["training_hours"], 0)
+    self.assertLess(entry["training_hours"], 1)
+    self.assertIn("--split=val", entry["command"])
+    self.assertIn("logical CPUs", entry["hardware"])
 
   def test_operative_config_or_gin_files_build_the_same_model(self):
     from_config = restore.load(self.model_dir, "latest")

@@ -1,0 +1,93 @@
+"""A machine-readable record of evaluated runs (docs/results.json).
+
+`python -m reseg_tf.evaluate ... --results_file=docs/results.json` merges one
+entry per run into the file, keyed by the run's name (its model_dir's base
+name unless `--results_name` says otherwise): the metrics, the split and
+checkpoint, the training budget actually spent (steps, epochs, wall time),
+the machine, and the command that produced it. The README's "Results"
+tables quote these entries and a test checks that they agree.
+
+Training wall time comes from the run's TensorBoard train events: the sum of
+the gaps between consecutive loss events (validations included), leaving out
+gaps longer than `RESUME_GAP_SECONDS`, which are a stopped run waiting to be
+resumed, not training.
+"""
+
+import datetime
+import glob
+import json
+import os
+import platform
+from typing import Optional
+
+import tensorflow as tf
+
+RESUME_GAP_SECONDS = 30 * 60
+
+# What a results entry keeps of an evaluation report.
+_METRICS = ("global_accuracy", "class_average_accuracy", "mean_iou",
+            "foreground_iou", "per_class_accuracy", "per_class_iou",
+            "class_names", "num_pixels")
+
+
+def training_seconds(model_dir: str) -> Optional[float]:
+  """Wall time the run spent training (see the module docstring), or None."""
+  times = []
+  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      if any(value.tag == "loss" for value in event.summary.value):
+        times.append(event.wall_time)
+  if len(times) < 2:
+    return None
+  times.sort()
+  return float(sum(b - a for a, b in zip(times, times[1:]) if b - a < RESUME_GAP_SECONDS))
+
+
+def hardware() -> str:
+  """E.g. '2 x Intel(R) Xeon(R) ... (logical CPUs), no GPU'."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = names[0] if names else cpu
+  except OSError:
+    pass
+  gpus = tf.config.list_physical_devices("GPU")
+  return (f"{os.cpu_count()} x {cpu} (logical CPUs), "
+          f"{f'{len(gpus)} GPU(s)' if gpus else 'no GPU'}")
+
+
+def run_entry(report: dict, model_dir: Optional[str], command: str) -> dict:
+  """One results entry from an evaluation report (reseg_tf/evaluate.py)."""
+  entry = {"dataset": report.get("dataset"), "split": report.get("split"),
+           "checkpoint": report.get("checkpoint"), "step": report.get("step"),
+           **{k: report[k] for k in _METRICS if k in report}}
+  if model_dir:
+    summary_path = os.path.join(model_dir, "train_result.json")
+    if os.path.exists(summary_path):
+      with open(summary_path) as f:
+        summary = json.load(f)
+      steps_per_epoch = summary.get("steps_per_epoch")
+      if steps_per_epoch and entry["step"] is not None:
+        entry["epoch"] = entry["step"] / steps_per_epoch
+      entry["trained_steps"] = summary.get("step")
+    seconds = training_seconds(model_dir)
+    entry["training_hours"] = None if seconds is None else seconds / 3600
+  entry.update(hardware=hardware(), tensorflow=tf.__version__,
+               date=datetime.date.today().isoformat(), command=command)
+  return entry
+
+
+def merge(results_file: str, name: str, entry: dict) -> None:
+  """Writes `entry` under `name` in `results_file`, keeping the other runs."""
+  results = {}
+  if os.path.exists(results_file):
+    with open(results_file) as f:
+      results = json.load(f)
+  results[name] = entry
+  os.makedirs(os.path.dirname(os.path.abspath(results_file)), exist_ok=True)
+  temporary = results_file + ".tmp"
+  with open(temporary, "w") as f:
+    json.dump(dict(sorted(results.items())), f, indent=1)
+    f.write("\n")
+  os.replace(temporary, results_file)
