@@ -8,13 +8,14 @@ trainer's `metrics/...` scalars) against the training step, read from
 `<model_dir>/validation`. Needs matplotlib (`pip install -e ".[plots]"`).
 """
 
-import glob
 import os
 import sys
 from typing import Dict, List, Tuple
 
 from absl import app, flags
 import tensorflow as tf
+
+from reseg_tf import summaries
 
 _MODEL_DIRS = flags.DEFINE_multi_string(
     "model_dir", [], "A training run's folder (repeatable; at least one).")
@@ -34,11 +35,10 @@ def read_scalars(log_dir: str, tag: str) -> List[Tuple[int, float]]:
   A resumed run may have logged a step twice; the last value wins.
   """
   values: Dict[int, float] = {}
-  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == tag:
-          values[event.step] = float(tf.make_ndarray(value.tensor))
+  for event in summaries.read_events(log_dir):
+    for value in event.summary.value:
+      if value.tag == tag:
+        values[event.step] = float(tf.make_ndarray(value.tensor))
   return sorted(values.items())
 
 

@@ -14,13 +14,14 @@ resumed, not training.
 """
 
 import datetime
-import glob
 import json
 import os
 import platform
 from typing import Optional
 
 import tensorflow as tf
+
+from reseg_tf import summaries
 
 RESUME_GAP_SECONDS = 30 * 60
 
@@ -32,11 +33,8 @@ _METRICS = ("global_accuracy", "class_average_accuracy", "mean_iou",
 
 def training_seconds(model_dir: str) -> Optional[float]:
   """Wall time the run spent training (see the module docstring), or None."""
-  times = []
-  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      if any(value.tag == "loss" for value in event.summary.value):
-        times.append(event.wall_time)
+  times = [event.wall_time for event in summaries.read_events(os.path.join(model_dir, "train"))
+           if any(value.tag == "loss" for value in event.summary.value)]
   if len(times) < 2:
     return None
   times.sort()

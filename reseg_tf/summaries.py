@@ -1,9 +1,12 @@
-"""TensorBoard summaries and pictures of predictions."""
+"""TensorBoard summaries and pictures of predictions, and reading them back."""
 
-from typing import Sequence
+import glob
+import os
+from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from reseg_tf.records import IGNORE_LABEL
 
@@ -47,3 +50,10 @@ def write_metrics(writer, step: int, scores: dict, class_names: Sequence[str]):
         value = scores[f"per_class_{kind}"][i]
         if not np.isnan(value):
           tf.summary.scalar(f"per_class_{kind}/{i:02d}_{name}", value)
+
+
+def read_events(log_dir: str) -> Iterator[event_pb2.Event]:
+  """Every event of `log_dir`'s event files, file by file in name order."""
+  for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+    for record in tf.data.TFRecordDataset(path):
+      yield event_pb2.Event.FromString(record.numpy())

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_prep import synthetic, writer
-from reseg_tf import configurables, input_pipeline, metrics, trainer
+from reseg_tf import configurables, input_pipeline, metrics, summaries, trainer
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _QUICKSTART = os.path.join(_ROOT, "gin", "quickstart.gin")
@@ -50,9 +50,8 @@ def mean_iou(model, records_dir):
 
 def event_tags(folder):
   tags = set()
-  for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      tags.update(value.tag for value in event.summary.value)
+  for event in summaries.read_events(folder):
+    tags.update(value.tag for value in event.summary.value)
   return tags
 
 
