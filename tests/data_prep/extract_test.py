@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 import tensorflow as tf
 
-from data_prep import extract, synthetic, writer
+from data_prep import split_files, synthetic, writer
 from reseg_tf import input_pipeline, records
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -22,7 +22,7 @@ class ExtractTest(tf.test.TestCase):
     writer.write_dataset(synthetic.plan(0, (4, 2, 3), (24, 32)), records_dir,
                          num_shards=2, log=lambda _: None)
     output = os.path.join(root, "out")
-    stems = extract.extract(records_dir, "test", output, limit=2)
+    stems = split_files.write_split_files(records_dir, "test", output, limit=2)
     self.assertLen(stems, 2)
     examples = tf.data.TFRecordDataset(input_pipeline.shard_files(records_dir, "test"))
     for stem, serialized in zip(stems, examples):

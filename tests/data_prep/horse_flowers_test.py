@@ -61,7 +61,8 @@ class HorseTest(tf.test.TestCase):
 
   def test_bad_fractions_are_a_usage_error(self):
     with self.assertRaisesRegex(Exception, "sum to 1"):
-      run_build("--dataset=horse", f"--data_dir={self.raw}", "--split_fractions=0.5,0.2")
+      run_build("--dataset=horse", f"--data_dir={self.raw}", "--split_fractions=0.5,0.2",
+                f"--output_dir={self.create_tempdir().full_path}/out")
 
 
 class FlowersTest(tf.test.TestCase):
