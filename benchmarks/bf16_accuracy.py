@@ -31,6 +31,8 @@ import tensorflow as tf
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
 
+import bench_output  # pylint: disable=wrong-import-position
+
 from reseg_tf import configurables  # pylint: disable=wrong-import-position
 
 
@@ -76,10 +78,7 @@ def main():
   print(f"bf16 over fp32: {results['speedup']:.2f}x faster, best validation mean IoU "
         f"{100 * bf16['best_mean_iou']:.1f} vs {100 * fp32['best_mean_iou']:.1f} "
         f"({results['mean_iou_difference_points']:+.1f} points)")
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  with open(args.output, "w") as f:
-    json.dump(results, f, indent=1)
-  print(f"wrote {args.output}")
+  bench_output.write_json(args.output, results)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Writes benchmarks/results/build_datasets.json.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ import numpy as np
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
+
+import bench_output  # pylint: disable=wrong-import-position
 
 from data_prep import camvid, flowers, horse, images, writer  # pylint: disable=wrong-import-position
 
@@ -124,10 +125,7 @@ def main():
       print(f"{name:12} {w['ours_frequencies'][i]:7.4f} {w['ours_weights'][i]:7.4f} "
             f"{alt[i]:7.4f} {w['segnet_weights'][i]:7.4f} "
             f"{w['ours_weights'][i] / w['segnet_weights'][i]:11.3f}")
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  with open(args.output, "w") as f:
-    json.dump(results, f, indent=1)
-  print(f"\nwrote {args.output}")
+  bench_output.write_json(args.output, results)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ The machine's other load counts: run it on an idle machine for figures.
 Writes JSON to --output.
 """
 
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,8 @@ from absl import flags
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
+
+import bench_output  # pylint: disable=wrong-import-position
 
 import tensorflow as tf  # pylint: disable=wrong-import-position
 
@@ -86,10 +87,7 @@ def main(argv):
           + ", ".join(f"{r:.1f}" for r in rates) + ")", flush=True)
   results["load_average_after"] = os.getloadavg()
   if FLAGS.output:
-    os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
-    with open(FLAGS.output, "w") as f:
-      json.dump(results, f, indent=1, default=list)
-    print(f"Wrote {FLAGS.output}")
+    bench_output.write_json(FLAGS.output, results)
 
 
 if __name__ == "__main__":

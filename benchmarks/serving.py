@@ -23,7 +23,6 @@ Prints and writes JSON to --output.
 """
 
 import io
-import json
 import os
 import platform
 import statistics
@@ -35,6 +34,8 @@ from absl import app, flags
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
+
+import bench_output  # pylint: disable=wrong-import-position
 
 import gin  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
@@ -136,10 +137,7 @@ def main(argv):
       "saved_model": size, "export_seconds": export_seconds, "load_seconds": load_seconds,
       "cases": cases,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  with open(FLAGS.output, "w") as f:
-    json.dump(result, f, indent=1)
-  print(f"Wrote {FLAGS.output}")
+  bench_output.write_json(FLAGS.output, result)
   if temp:
     temp.cleanup()
 

@@ -21,7 +21,6 @@ benchmarks/results/train_step.json.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,6 +31,8 @@ import tensorflow as tf
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _ROOT)
+
+import bench_output  # pylint: disable=wrong-import-position
 
 from reseg_tf import input_pipeline, model as model_lib, optimizers, steps, vgg  # pylint: disable=wrong-import-position
 
@@ -162,10 +163,7 @@ def main():
              results["fp32, no outer jit"]["step_seconds_in_memory"])
   results["bf16_speedup_over_best_fp32"] = fp32 / results["bf16, no outer jit"]["step_seconds_in_memory"]
   print(f"bf16 speedup over the best fp32 step: {results['bf16_speedup_over_best_fp32']:.2f}x")
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  with open(args.output, "w") as f:
-    json.dump(results, f, indent=1)
-  print(f"wrote {args.output}")
+  bench_output.write_json(args.output, results)
 
 
 if __name__ == "__main__":

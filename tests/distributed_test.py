@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 from tests.trainer_test import build_synthetic, checkpoint_values

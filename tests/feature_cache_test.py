@@ -4,7 +4,6 @@ import json
 import os
 
 import gin
-import numpy as np
 import tensorflow as tf
 
 from data_prep import synthetic, writer

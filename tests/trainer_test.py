@@ -6,10 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import gin
-import numpy as np
 import tensorflow as tf
 
 from data_prep import synthetic, writer
