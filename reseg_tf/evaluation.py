@@ -46,10 +46,6 @@ PAPER_RESULTS = {
                 "foreground_iou": 0.937},
 }
 
-_SUMMARY_ROWS = (("global_accuracy", "global accuracy"),
-                 ("class_average_accuracy", "class-average accuracy"),
-                 ("mean_iou", "mean IoU"),
-                 ("foreground_iou", "foreground IoU"))
 
 
 def evaluate(model, records_dir: str, split: str, batch_size: int,
@@ -147,7 +143,7 @@ def format_table(result: dict, dataset: str = "", title: str = "") -> str:
   if paper:
     header += f"{'paper':>8}  {paper['row']}"
   lines.append(header)
-  for key, label in _SUMMARY_ROWS:
+  for key, label in metrics.SUMMARY_METRICS.items():
     if key not in result:
       continue
     line = f"{label:<{width}}{_percent(result[key]):>10}"

@@ -17,6 +17,15 @@ import tensorflow as tf
 
 from reseg_tf.records import IGNORE_LABEL
 
+# The summary scores of `scores`, with the names tables and plots give them
+# (foreground_iou only for two-class problems).
+SUMMARY_METRICS = {
+    "global_accuracy": "global accuracy",
+    "class_average_accuracy": "class-average accuracy",
+    "mean_iou": "mean IoU",
+    "foreground_iou": "foreground IoU",
+}
+
 
 def confusion_matrix(labels: tf.Tensor, predictions: tf.Tensor, num_classes: int,
                      example_mask: tf.Tensor = None,

@@ -115,9 +115,7 @@ class TransposedConv(tf.Module):
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, H * fh, W * fw, F]`, in the dtype of `x`."""
     fh, fw = self.size
-    shape = tf.shape(x)
-    b, h, w = (x.shape[i] if x.shape[i] is not None else shape[i]
-               for i in range(3))
+    b, h, w = (_size(x, i) for i in range(3))
     y = tf.einsum('bhwc,ijfc->bhiwjf', x, tf.cast(self.w, x.dtype))
     y = tf.reshape(y, [b, h * fh, w * fw, self.filters])  # [B, H*fh, W*fw, F]
     y = y + tf.cast(self.b, x.dtype)

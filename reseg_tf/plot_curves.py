@@ -15,18 +15,13 @@ from typing import Dict, List, Tuple
 from absl import app, flags
 import tensorflow as tf
 
-from reseg_tf import summaries
+from reseg_tf import metrics, summaries
 
 _MODEL_DIRS = flags.DEFINE_multi_string(
     "model_dir", [], "A training run's folder (repeatable; at least one).")
-_METRIC = flags.DEFINE_enum(
-    "metric", "mean_iou", ["mean_iou", "global_accuracy", "class_average_accuracy",
-                           "foreground_iou"], "The validation metric to plot.")
+_METRIC = flags.DEFINE_enum("metric", "mean_iou", list(metrics.SUMMARY_METRICS),
+                             "The validation metric to plot.")
 _OUTPUT = flags.DEFINE_string("output", "curves.png", "The PNG to write.")
-
-_LABELS = {"mean_iou": "mean IoU", "global_accuracy": "global accuracy",
-           "class_average_accuracy": "class-average accuracy",
-           "foreground_iou": "foreground IoU"}
 
 
 def read_scalars(log_dir: str, tag: str) -> List[Tuple[int, float]]:
@@ -52,7 +47,7 @@ def plot(curves: Dict[str, List[Tuple[int, float]]], metric: str, output: str):
     steps, values = zip(*points)
     axes.plot(steps, [100 * v for v in values], label=name, linewidth=1.5)
   axes.set_xlabel("training step")
-  axes.set_ylabel(f"validation {_LABELS[metric]} (%)")
+  axes.set_ylabel(f"validation {metrics.SUMMARY_METRICS[metric]} (%)")
   axes.grid(alpha=0.3)
   axes.legend()
   figure.tight_layout()

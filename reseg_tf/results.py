@@ -21,13 +21,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from reseg_tf import summaries
+from reseg_tf import metrics, summaries
 
 RESUME_GAP_SECONDS = 30 * 60
 
 # What a results entry keeps of an evaluation report.
-_METRICS = ("global_accuracy", "class_average_accuracy", "mean_iou",
-            "foreground_iou", "per_class_accuracy", "per_class_iou",
+_METRICS = (*metrics.SUMMARY_METRICS, "per_class_accuracy", "per_class_iou",
             "class_names", "num_pixels")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
+from reseg_tf.metrics import SUMMARY_METRICS
 from reseg_tf.records import IGNORE_LABEL
 
 VOID_COLOR = (0, 0, 0)
@@ -41,8 +42,7 @@ def write_scalars(writer, step: int, values: dict):
 def write_metrics(writer, step: int, scores: dict, class_names: Sequence[str]):
   """Every validation metric, per-class IoU and accuracy included."""
   with writer.as_default(step=step):
-    for name in ("global_accuracy", "class_average_accuracy", "mean_iou",
-                 "foreground_iou"):
+    for name in SUMMARY_METRICS:
       if name in scores:
         tf.summary.scalar(f"metrics/{name}", scores[name])
     for i, name in enumerate(class_names):
