@@ -125,6 +125,8 @@ def train(model_dir: str,
           weight_decay: float = 0.0,
           clip_norm: Optional[float] = None,
           optimizer_fn: Callable = optimizers.make_optimizer,
+          learning_rate_drop_epochs: Sequence[int] = (),
+          learning_rate_drop_factor: float = 0.1,
           input_options: Optional[input_pipeline.InputOptions] = None,
           cache_features: bool = False,
           train_split: str = "train",
@@ -154,6 +156,10 @@ def train(model_dir: str,
     weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
     clip_norm: global gradient-norm clipping; None: off.
     optimizer_fn: builds the optimizer (gin: `make_optimizer`).
+    learning_rate_drop_epochs: epochs from which the learning rate is
+      multiplied by `learning_rate_drop_factor` once more (step decay; the
+      paper has none). Empty: constant.
+    learning_rate_drop_factor: the factor of each drop.
     input_options: augmentation and pipeline options (default: none, as the paper).
     cache_features: compute the frozen VGG features of the training images
       once into `model_dir/feature_cache/<train_split>` and train the rest
@@ -200,6 +206,11 @@ def train(model_dir: str,
                        f"{records_dir} has {num_classes}: set ReSeg.num_classes")
     optimizer = optimizer_fn()
     optimizer.build(model.trainable_variables)
+  # The optimizer's own learning-rate variable is set at each epoch start
+  # rather than replaced by a Keras schedule: Keras 3 checkpoints optimizer
+  # variables by position, so a schedule (no variable) could not resume runs
+  # started without one.
+  initial_learning_rate = float(optimizer.learning_rate.numpy())
   early_stopping = _EarlyStopping(min_epochs, patience)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                    best_miou=early_stopping.best,
@@ -258,6 +269,9 @@ def train(model_dir: str,
   with _StopRequests() as stop:
     while step < total_steps:
       epoch = step // steps_per_epoch
+      optimizer.learning_rate.assign(learning_rate_at(
+          epoch, initial_learning_rate, learning_rate_drop_epochs,
+          learning_rate_drop_factor))
       iterator = iter(strategy_.distribute_datasets_from_function(
           lambda context, e=epoch, skip=step % steps_per_epoch:
           make_dataset(batch_size, options, seed=seed * 100003 + e,
@@ -313,6 +327,12 @@ def train(model_dir: str,
     with open(os.path.join(model_dir, "train_result.json"), "w") as f:
       json.dump(result, f, indent=1)
   return result
+
+
+def learning_rate_at(epoch: int, initial: float, drop_epochs: Sequence[int],
+                     factor: float) -> float:
+  """Step decay: `initial` times `factor` per drop epoch reached (0-based)."""
+  return initial * factor ** sum(epoch >= e for e in drop_epochs)
 
 
 def _duration(seconds: float) -> str:

@@ -11,7 +11,8 @@ import gin
 import tensorflow as tf
 
 from data_prep import synthetic, writer
-from reseg_tf import configurables, input_pipeline, metrics, summaries, trainer
+from reseg_tf import (configurables, input_pipeline, metrics, plot_curves, summaries,
+                      trainer)
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _QUICKSTART = os.path.join(_ROOT, "gin", "quickstart.gin")
@@ -104,8 +105,11 @@ class ResumeTest(tf.test.TestCase):
     root = self.create_tempdir().full_path
     records = build_synthetic(os.path.join(root, "synthetic"), sizes=(40, 8, 0))
     bindings = ("train.validate_every_steps = 5", "train.steps_per_loop = 2",
-                "train.batch_size = 8", "train.deterministic = True")
-    # 40 images / 8 = 5 steps per epoch: stop mid-epoch, at step 7.
+                "train.batch_size = 8", "train.deterministic = True",
+                "train.learning_rate_drop_epochs = (1, 2)",
+                "train.learning_rate_drop_factor = 0.5")
+    # 40 images / 8 = 5 steps per epoch: stop mid-epoch, at step 7, after
+    # the first learning-rate drop.
     parse_quickstart(records, "train.max_steps = 12", *bindings)
     configurables.train(model_dir=os.path.join(root, "straight"))
     parse_quickstart(records, "train.max_steps = 7", *bindings)
@@ -118,6 +122,15 @@ class ResumeTest(tf.test.TestCase):
     self.assertCountEqual(straight, resumed)
     for name in straight:  # Weights, Adam slots, iterations, early-stopping state.
       self.assertAllEqual(straight[name], resumed[name], msg=name)
+    # The quickstart's Adam 0.005, halved from epoch 1 (step 5) and again from
+    # epoch 2 (step 10); each value is logged at the end of its loop of steps.
+    for run in ("straight", "resumed"):
+      logged = dict(plot_curves.read_scalars(os.path.join(root, run, "train"),
+                                             "learning_rate"))
+      self.assertEqual(sorted(logged), [2, 4, 5, 7, 9, 10, 12])
+      for step, rate in logged.items():
+        expected = 0.005 if step <= 5 else 0.0025 if step <= 10 else 0.00125
+        self.assertAlmostEqual(rate, expected, places=9, msg=(run, step))
 
 
 class FailureTest(tf.test.TestCase):
@@ -174,6 +187,15 @@ class EarlyStoppingTest(tf.test.TestCase):
     self.assertTrue(rule.update(0.6))
     self.assertFalse(rule.should_stop(epoch=10))
     self.assertAllClose(rule.best.numpy(), 0.6)
+
+
+class LearningRateDropTest(tf.test.TestCase):
+
+  def test_step_decay_by_epoch(self):
+    rates = [trainer.learning_rate_at(epoch, 1e-3, (50, 55), 0.1)
+             for epoch in (0, 49, 50, 54, 55, 59)]
+    self.assertAllClose(rates, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+    self.assertEqual(trainer.learning_rate_at(7, 0.5, (), 0.1), 0.5)
 
 
 class GinFilesTest(tf.test.TestCase):
