@@ -7,10 +7,11 @@ checkpoint, the training budget actually spent (steps, epochs, wall time),
 the machine, and the command that produced it. The README's "Results"
 tables quote these entries and a test checks that they agree.
 
-Training wall time comes from the run's TensorBoard train events: the sum of
-the gaps between consecutive loss events (validations included), leaving out
-gaps longer than `RESUME_GAP_SECONDS`, which are a stopped run waiting to be
-resumed, not training.
+Training wall time comes from the run's TensorBoard train events: each start
+of the trainer (a fresh run or a resume) writes the operative config there, so
+the time from every start to that process's last loss event is counted
+(compilation and validations included), and the time a stopped run waited to
+be resumed is not.
 """
 
 import datetime
@@ -23,7 +24,8 @@ import tensorflow as tf
 
 from reseg_tf import metrics, summaries
 
-RESUME_GAP_SECONDS = 30 * 60
+# The trainer writes this text summary each time it starts (trainer.py).
+_START_TAG = "operative_config"
 
 # What a results entry keeps of an evaluation report.
 _METRICS = (*metrics.SUMMARY_METRICS, "per_class_accuracy", "per_class_iou",
@@ -32,12 +34,14 @@ _METRICS = (*metrics.SUMMARY_METRICS, "per_class_accuracy", "per_class_iou",
 
 def training_seconds(model_dir: str) -> Optional[float]:
   """Wall time the run spent training (see the module docstring), or None."""
-  times = [event.wall_time for event in summaries.read_events(os.path.join(model_dir, "train"))
-           if any(value.tag == "loss" for value in event.summary.value)]
-  if len(times) < 2:
-    return None
-  times.sort()
-  return float(sum(b - a for a, b in zip(times, times[1:]) if b - a < RESUME_GAP_SECONDS))
+  events = []  # (wall time, is a trainer start)
+  for event in summaries.read_events(os.path.join(model_dir, "train")):
+    tags = {value.tag for value in event.summary.value}
+    if tags & {"loss", _START_TAG}:
+      events.append((event.wall_time, _START_TAG in tags))
+  events.sort()
+  seconds = [b - a for (a, _), (b, b_is_start) in zip(events, events[1:]) if not b_is_start]
+  return float(sum(seconds)) if seconds else None
 
 
 def hardware() -> str:

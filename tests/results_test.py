@@ -12,12 +12,13 @@ from reseg_tf import results
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _write_loss_events(folder, wall_times):
+def _write_train_events(folder, events):
+  """`events`: (wall time, tag) pairs, as the trainer writes them."""
   os.makedirs(folder)
   with tf.io.TFRecordWriter(os.path.join(folder, "events.out.tfevents.1")) as writer:
-    for step, wall_time in enumerate(wall_times):
+    for step, (wall_time, tag) in enumerate(events):
       event = event_pb2.Event(wall_time=wall_time, step=step)
-      event.summary.value.add(tag="loss", simple_value=1.0)
+      event.summary.value.add(tag=tag, simple_value=1.0)
       writer.write(event.SerializeToString())
 
 
@@ -25,10 +26,13 @@ class ResultsTest(tf.test.TestCase):
 
   def test_training_time_leaves_out_the_wait_before_a_resume(self):
     model_dir = self.create_tempdir().full_path
-    # 3 events 10 s apart, a 2-hour stop, then 2 more events 10 s apart.
-    _write_loss_events(os.path.join(model_dir, "train"),
-                       [100.0, 110.0, 120.0, 7320.0, 7330.0])
-    self.assertEqual(results.training_seconds(model_dir), 30.0)
+    # A start, 3 loss events (5 s of compilation, then 10 s apart), a stop of
+    # 7 minutes, a resume, 2 more loss events 20 s and 10 s later.
+    _write_train_events(os.path.join(model_dir, "train"), [
+        (95.0, "operative_config"), (100.0, "loss"), (110.0, "loss"), (120.0, "loss"),
+        (540.0, "operative_config"), (560.0, "loss"), (570.0, "images_per_second"),
+        (570.0, "loss")])
+    self.assertEqual(results.training_seconds(model_dir), 5 + 10 + 10 + 20 + 10)
     self.assertIsNone(results.training_seconds(self.create_tempdir().full_path))
 
   def test_merge_keeps_other_runs_and_replaces_its_own(self):
