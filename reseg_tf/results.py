@@ -24,9 +24,6 @@ import tensorflow as tf
 
 from reseg_tf import metrics, summaries
 
-# The trainer writes this text summary each time it starts (trainer.py).
-_START_TAG = "operative_config"
-
 # What a results entry keeps of an evaluation report.
 _METRICS = (*metrics.SUMMARY_METRICS, "per_class_accuracy", "per_class_iou",
             "class_names", "num_pixels")
@@ -37,8 +34,8 @@ def training_seconds(model_dir: str) -> Optional[float]:
   events = []  # (wall time, is a trainer start)
   for event in summaries.read_events(os.path.join(model_dir, "train")):
     tags = {value.tag for value in event.summary.value}
-    if tags & {"loss", _START_TAG}:
-      events.append((event.wall_time, _START_TAG in tags))
+    if tags & {"loss", summaries.OPERATIVE_CONFIG_TAG}:
+      events.append((event.wall_time, summaries.OPERATIVE_CONFIG_TAG in tags))
   events.sort()
   seconds = [b - a for (a, _), (b, b_is_start) in zip(events, events[1:]) if not b_is_start]
   return float(sum(seconds)) if seconds else None

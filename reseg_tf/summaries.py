@@ -13,6 +13,10 @@ from reseg_tf.records import IGNORE_LABEL
 
 VOID_COLOR = (0, 0, 0)
 
+# The trainer writes its operative config under this tag each time it starts,
+# which is how results.py finds where a resumed session begins.
+OPERATIVE_CONFIG_TAG = "operative_config"
+
 
 def colorize(label_map: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarray:
   """Class ids `[..., H, W]` -> RGB uint8 `[..., H, W, 3]` in the dataset's colours.

@@ -349,7 +349,8 @@ def _write_operative_config(write_dir: str, writer, step: int):
     f.write(config)
   with writer.as_default(step=step):
     # Markdown: indent every line so TensorBoard shows it as code.
-    tf.summary.text("operative_config", "\n".join("    " + l for l in config.splitlines()))
+    tf.summary.text(summaries.OPERATIVE_CONFIG_TAG,
+                    "\n".join("    " + l for l in config.splitlines()))
 
 
 def _write_prediction_images(writer, step, model, records_dir, split, metadata, count):
