@@ -1,15 +1,14 @@
 r"""Times the full conversion of the three real datasets and reports CamVid's
 class frequencies and median-frequency weights beside SegNet's.
 
-  python benchmarks/build_datasets.py [--shared_data=../shared/data]
+  python benchmarks/build_datasets.py [--shared_data=../shared/data]   # ~1 min
 
 For each dataset: the whole `python -m data_prep.build` command (wall time,
 TensorFlow start-up included), then the writer alone with 1 worker thread
 and with 2 (the baseline, measured in the same run), and the counts per split.
-Writes benchmarks/results/build_datasets.json.
+Writes JSON to --output (default benchmarks/results/build_datasets.json).
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -17,14 +16,22 @@ import sys
 import tempfile
 import time
 
+import bench_output
 import numpy as np
+from absl import app, flags
+
+from data_prep import camvid, flowers, horse, images, writer
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 
-import bench_output  # pylint: disable=wrong-import-position
-
-from data_prep import camvid, flowers, horse, images, writer  # pylint: disable=wrong-import-position
+_SHARED_DATA = flags.DEFINE_string(
+    "shared_data", os.path.join(_ROOT, "..", "shared", "data"),
+    "The folder of the raw datasets (camvid, weizmann_horse, flowers17; an "
+    "absent one is skipped). Default: ../shared/data from the repository root.")
+_OUTPUT = flags.DEFINE_string(
+    "output", os.path.join(_ROOT, "benchmarks", "results", "build_datasets.json"),
+    "Where to write the JSON results. Default: benchmarks/results/"
+    "build_datasets.json in the repository.")
 
 # SegNet's published CamVid class weights (SegNet-Tutorial, classes 0..10).
 SEGNET_WEIGHTS = (0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446,
@@ -76,19 +83,16 @@ def camvid_weight_variants(data_dir):
   return variants
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--shared_data", default=os.path.join(_ROOT, "..", "shared", "data"))
-  parser.add_argument("--output", default=os.path.join(_ROOT, "benchmarks", "results",
-                                                      "build_datasets.json"))
-  args = parser.parse_args()
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   results = {"machine_cores": os.cpu_count(), "datasets": {}}
   scratch = tempfile.mkdtemp()
   try:
     print(f"{'dataset':8} {'examples':>8} {'command s':>9} {'1 thread s':>10} "
           f"{'2 threads s':>11} {'ex/s (2)':>8} {'speedup':>7}  splits")
     for dataset, folder, make_plan, extra in DATASETS:
-      data_dir = os.path.join(args.shared_data, folder)
+      data_dir = os.path.join(_SHARED_DATA.value, folder)
       if not os.path.isdir(data_dir):
         print(f"{dataset}: {data_dir} absent, skipped")
         continue
@@ -125,8 +129,8 @@ def main():
       print(f"{name:12} {w['ours_frequencies'][i]:7.4f} {w['ours_weights'][i]:7.4f} "
             f"{alt[i]:7.4f} {w['segnet_weights'][i]:7.4f} "
             f"{w['ours_weights'][i] / w['segnet_weights'][i]:11.3f}")
-  bench_output.write_json(args.output, results)
+  bench_output.write_json(_OUTPUT.value, results)
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)

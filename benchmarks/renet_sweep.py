@@ -7,7 +7,7 @@ COMMAND:
 For each shape (CamVid: batch 5, 90x120x256, U = 100; small: batch 8,
 64x64x64, U = 64) it times the forward pass and forward+backward (gradients
 w.r.t. the input and every weight) of:
-  * ours: `reseg_tf.renet.ReNetLayer`, both bidirectional modes, each
+  * ours: `reseg_tf.model.renet.ReNetLayer`, both bidirectional modes, each
     implementation ('fused': custom-gradient loops compiled by XLA, big matmuls
     in oneDNN; 'scan': autodiff through tf.scan, the whole step compiled by
     XLA), float32 and the bf16 projection option;
@@ -33,25 +33,41 @@ import platform
 import statistics
 import time
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-flags.DEFINE_string('output', 'benchmarks/results/renet_sweep.json',
-                    'Where to write the JSON results.')
-flags.DEFINE_bool('quick', False, 'Few repeats, small shape only.')
-flags.DEFINE_integer('repeats', 10, 'Timed runs per measurement (median).')
-flags.DEFINE_integer('intra_threads', 2, 'TF intra-op threads (and torch).')
-flags.DEFINE_integer('inter_threads', 2, 'TF inter-op threads.')
-flags.DEFINE_list('shapes', ['camvid', 'small'], 'Shapes to time.')
-flags.DEFINE_list('modes', ['independent', 'stacked'], 'Bidirectional modes.')
-flags.DEFINE_list('implementations', ['fused', 'scan'], 'Our code paths.')
-flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Our compute dtypes.')
-flags.DEFINE_bool('keras', True, 'Time the Keras baseline.')
-flags.DEFINE_bool('torch', True, 'Time the torch baseline if importable.')
-FLAGS = flags.FLAGS
+_OUTPUT = flags.DEFINE_string(
+    "output", "benchmarks/results/renet_sweep.json", "Where to write the JSON "
+    "results (relative to the working folder).")
+_QUICK = flags.DEFINE_bool(
+    "quick", False, "Smoke run: 3 repeats, the small shape only (default "
+    "false).")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 10, "Timed runs per measurement, of which the median is "
+    "reported (default 10; 3 with --quick).")
+_INTRA_THREADS = flags.DEFINE_integer(
+    "intra_threads", 2, "TF intra-op threads, and torch's (default 2).")
+_INTER_THREADS = flags.DEFINE_integer(
+    "inter_threads", 2, "TF inter-op threads (default 2).")
+_SHAPES = flags.DEFINE_list(
+    "shapes", ["camvid", "small"], "Shapes to time (default camvid,small; "
+    "small only with --quick).")
+_MODES = flags.DEFINE_list(
+    "modes", ["independent", "stacked"], "Bidirectional modes (default "
+    "independent,stacked).")
+_IMPLEMENTATIONS = flags.DEFINE_list(
+    "implementations", ["fused", "scan"], "Our code paths (default "
+    "fused,scan).")
+_DTYPES = flags.DEFINE_list(
+    "dtypes", ["float32", "bfloat16"], "Our compute dtypes (default "
+    "float32,bfloat16).")
+_KERAS = flags.DEFINE_bool(
+    "keras", True, "Time the Keras baseline (default true).")
+_TORCH = flags.DEFINE_bool(
+    "torch", True, "Time the torch baseline if `import torch` works (default "
+    "true).")
 
 # name: (batch, height, width, channels, units)
-SHAPES = {'camvid': (5, 90, 120, 256, 100), 'small': (8, 64, 64, 64, 64)}
+SHAPES = {"camvid": (5, 90, 120, 256, 100), "small": (8, 64, 64, 64, 64)}
 
 
 def layer_flops(b, h, w, c, u, mode):
@@ -59,7 +75,7 @@ def layer_flops(b, h, w, c, u, mode):
   pixels, g = b * h * w, 3 * u
   total = 0
   for c_in in (c, 2 * u):
-    backward_in = u if mode == 'stacked' else c_in
+    backward_in = u if mode == "stacked" else c_in
     total += 2 * pixels * g * (c_in + backward_in)  # Input projections.
     total += 2 * 2 * pixels * g * u  # h @ w_h, both directions.
   return total
@@ -144,7 +160,7 @@ def torch_steps(shape):
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
-  torch.set_num_threads(FLAGS.intra_threads)
+  torch.set_num_threads(_INTRA_THREADS.value)
   b, h, w, c, u = shape
   rnn1 = torch.nn.GRU(c, u, batch_first=True, bidirectional=True)
   rnn2 = torch.nn.GRU(2 * u, u, batch_first=True, bidirectional=True)
@@ -171,93 +187,98 @@ def torch_steps(shape):
 
 
 def main(argv):
-  del argv
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from reseg_tf import renet  # pylint: disable=g-import-not-at-top
 
-  tf.get_logger().setLevel('ERROR')  # Per-layer retracing warnings.
-  tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_threads)
-  tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_threads)
-  shapes = ['small'] if FLAGS.quick else FLAGS.shapes
-  repeats = 3 if FLAGS.quick else FLAGS.repeats
+  from reseg_tf.model import renet  # pylint: disable=g-import-not-at-top
+
+  tf.get_logger().setLevel("ERROR")  # Per-layer retracing warnings.
+  tf.config.threading.set_intra_op_parallelism_threads(_INTRA_THREADS.value)
+  tf.config.threading.set_inter_op_parallelism_threads(_INTER_THREADS.value)
+  shapes = ["small"] if _QUICK.value else _SHAPES.value
+  repeats = 3 if _QUICK.value else _REPEATS.value
 
   gflops = {d: matmul_gflops(tf, getattr(tf, d), repeats=repeats)
-            for d in ('float32', 'bfloat16')}
+            for d in ("float32", "bfloat16")}
   print(f'matmul 2048^3: fp32 {gflops["float32"]:.0f} GFLOP/s, '
         f'bf16 {gflops["bfloat16"]:.0f} GFLOP/s', flush=True)
   results = []
   for shape_name in shapes:
     b, h, w, c, u = shape = SHAPES[shape_name]
-    make_x = lambda: (tf.random.normal([b, h, w, c]),)
+
+    def make_x(b=b, h=h, w=w, c=c):
+      return (tf.random.normal([b, h, w, c]),)
+
     # (row, fn, make_inputs): every candidate of a shape is timed in turn,
     # round after round, so that load from other processes hits all alike.
     candidates = []
-    for mode in FLAGS.modes:
+    for mode in _MODES.value:
       outputs = {}
-      for impl in FLAGS.implementations:
-        for dtype in FLAGS.dtypes:
+      for impl in _IMPLEMENTATIONS.value:
+        for dtype in _DTYPES.value:
           tf.random.set_seed(0)
           layer = renet.ReNetLayer(c, u, bidirectional_mode=mode,
                                    compute_dtype=getattr(tf, dtype))
           layer.implementation = impl
-          jit = impl == 'scan'  # The fused path compiles only its loops.
+          jit = impl == "scan"  # The fused path compiles only its loops.
           x_check = tf.random.stateless_normal([b, h, w, c], [1, 2])
           outputs[impl, dtype] = tf.function(layer, jit_compile=jit)(x_check)
           for backward in (False, True):
             candidates.append((
-                dict(name=f'ours-{impl}', mode=mode, dtype=dtype,
+                dict(name=f"ours-{impl}", mode=mode, dtype=dtype,
                      backward=backward),
                 tf_step(tf, layer, layer.trainable_variables, backward, jit),
                 make_x))
-      for impl in FLAGS.implementations:
-        if (impl, 'bfloat16') in outputs and (impl, 'float32') in outputs:
-          ref = outputs[impl, 'float32']
-          err = tf.abs(outputs[impl, 'bfloat16'] - ref)
+      for impl in _IMPLEMENTATIONS.value:
+        if (impl, "bfloat16") in outputs and (impl, "float32") in outputs:
+          ref = outputs[impl, "float32"]
+          err = tf.abs(outputs[impl, "bfloat16"] - ref)
           results.append(dict(
-              shape=shape_name, name=f'ours-{impl}', mode=mode,
+              shape=shape_name, name=f"ours-{impl}", mode=mode,
               bf16_max_abs_error=float(tf.reduce_max(err)),
               bf16_rel_error=float(tf.norm(err) / tf.norm(ref))))
           print(f'{shape_name}: bf16 vs fp32 ({impl}, {mode}): max abs '
                 f'{results[-1]["bf16_max_abs_error"]:.2e}, relative (L2) '
                 f'{results[-1]["bf16_rel_error"]:.2e}', flush=True)
-    if FLAGS.keras:
+    if _KERAS.value:
       layer_fn, variables = keras_layer_fn(tf, keras, c, u)
       for jit in (False, True):
         for backward in (False, True):
           candidates.append((
-              dict(name='keras-jit' if jit else 'keras', mode='independent',
-                   dtype='float32', backward=backward),
+              dict(name="keras-jit" if jit else "keras", mode="independent",
+                   dtype="float32", backward=backward),
               tf_step(tf, layer_fn, variables, backward, jit), make_x))
-    steps = torch_steps(shape) if FLAGS.torch else None
-    if FLAGS.torch and steps is None:
-      print('torch not importable: skipped')
+    steps = torch_steps(shape) if _TORCH.value else None
+    if _TORCH.value and steps is None:
+      print("torch not importable: skipped")
     if steps:
       for backward in (False, True):
-        fn, make_inputs = steps['forward_backward' if backward else 'forward']
+        fn, make_inputs = steps["forward_backward" if backward else "forward"]
         candidates.append((
-            dict(name='torch', mode='independent', dtype='float32',
-                 backward=backward, version=steps['version']),
+            dict(name="torch", mode="independent", dtype="float32",
+                 backward=backward, version=steps["version"]),
             fn, make_inputs))
 
     timers = []
-    for row, fn, make_inputs in candidates:
+    for _, fn, make_inputs in candidates:
       timers.append(Timer(fn, make_inputs))  # Warm-up: compiles.
     for _ in range(repeats):
       for timer in timers:
         timer.run()
     for (row, _, _), timer in zip(candidates, timers):
       row = dict(row)
-      backward = row.pop('backward')
-      flops = layer_flops(b, h, w, c, u, row['mode']) * (3 if backward else 1)
+      backward = row.pop("backward")
+      flops = layer_flops(b, h, w, c, u, row["mode"]) * (3 if backward else 1)
       row.update(
           shape=shape_name, median_s=timer.median, first_call_s=timer.first,
           compile_s=max(timer.first - timer.median, 0.0),
           min_s=min(timer.times), max_s=max(timer.times),
           flops=flops,
-          floor_fraction=flops / (gflops['float32'] * 1e9) / timer.median)
-      row['pass'] = 'forward_backward' if backward else 'forward'
+          floor_fraction=flops / (gflops["float32"] * 1e9) / timer.median)
+      row["pass"] = "forward_backward" if backward else "forward"
       results.append(row)
       print(f'{shape_name:7s} {row["name"]:10s} {row["mode"]:11s} '
             f'{row["dtype"]:8s} {row["pass"]:16s} {timer.median:7.3f} s '
@@ -265,44 +286,44 @@ def main(argv):
             f'{100 * row["floor_fraction"]:5.1f}% of floor', flush=True)
 
   ratios = summarize(results)
-  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  with open(FLAGS.output, 'w') as f:
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  with open(_OUTPUT.value, "w") as f:
     json.dump(dict(
         machine=dict(platform=platform.platform(), cpus=os.cpu_count(),
                      load_average=os.getloadavg(),
                      tensorflow=tf.__version__, keras=keras.__version__,
-                     intra_threads=FLAGS.intra_threads,
-                     inter_threads=FLAGS.inter_threads),
+                     intra_threads=_INTRA_THREADS.value,
+                     inter_threads=_INTER_THREADS.value),
         matmul_gflops=gflops, repeats=repeats, results=results,
         ratios=ratios), f, indent=1)
-  print(f'wrote {FLAGS.output}')
+  print(f"wrote {_OUTPUT.value}")
 
 
 def summarize(results):
   """Ratios ours/keras and ours/torch (independent mode, the same maths)."""
-  timed = {(r['shape'], r['name'], r['mode'], r['dtype'], r['pass']):
-           r['median_s'] for r in results if 'median_s' in r}
+  timed = {(r["shape"], r["name"], r["mode"], r["dtype"], r["pass"]):
+           r["median_s"] for r in results if "median_s" in r}
   ratios = []
   for (shape, name, mode, dtype, pass_name), seconds in sorted(timed.items()):
-    if not name.startswith('ours') or mode != 'independent':
+    if not name.startswith("ours") or mode != "independent":
       continue
     row = dict(shape=shape, name=name, dtype=dtype, pass_=pass_name)
-    keras_times = [timed.get((shape, k, 'independent', 'float32', pass_name))
-                   for k in ('keras', 'keras-jit')]
+    keras_times = [timed.get((shape, k, "independent", "float32", pass_name))
+                   for k in ("keras", "keras-jit")]
     keras_times = [t for t in keras_times if t]
     if keras_times:
-      row['ours_over_keras'] = seconds / min(keras_times)
-    torch_time = timed.get((shape, 'torch', 'independent', 'float32',
+      row["ours_over_keras"] = seconds / min(keras_times)
+    torch_time = timed.get((shape, "torch", "independent", "float32",
                             pass_name))
     if torch_time:
-      row['ours_over_torch'] = seconds / torch_time
-    row['pass'] = row.pop('pass_')
+      row["ours_over_torch"] = seconds / torch_time
+    row["pass"] = row.pop("pass_")
     ratios.append(row)
-    print(f'{shape:7s} {name:12s} {dtype:8s} {pass_name:16s} '
-          + ' '.join(f'{k} {v:.2f}' for k, v in row.items()
-                     if k.startswith('ours_')))
+    print(f"{shape:7s} {name:12s} {dtype:8s} {pass_name:16s} "
+          + " ".join(f"{k} {v:.2f}" for k, v in row.items()
+                     if k.startswith("ours_")))
   return ratios
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   app.run(main)

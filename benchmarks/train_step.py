@@ -1,6 +1,7 @@
 r"""Times the CamVid train step (360x480, batch 5) and its input pipeline.
 
   python benchmarks/train_step.py [--records_dir=data/camvid] [--loops=6]
+  python benchmarks/train_step.py --loops=1 --steps_per_loop=1   # smoke run
 
 In one run, on this machine:
   * the fp32 matmul rate (2048^3, oneDNN), for the FLOP floor;
@@ -12,29 +13,44 @@ In one run, on this machine:
   * the same step fed by the real tf.data pipeline from --records_dir
     (when present), and that pipeline alone;
   * the step fed with the VGG features a `train.cache_features` run reads
-    from its cache (feature_cache.py), fp32 and bf16, from memory: the
-    speedup of the cache is the full step over this one.
+    from its cache (reseg_tf/data/feature_cache.py), fp32 and bf16, from
+    memory: the speedup of the cache is the full step over this one.
 FLOPs: VGG forward + 3x the trainable part's forward (forward, then the
 gradients w.r.t. inputs and weights), matmuls and convolutions only.
-Random VGG weights (speed does not depend on them). Writes
-benchmarks/results/train_step.json.
+Random VGG weights (speed does not depend on them). Writes JSON to
+--output (default benchmarks/results/train_step.json).
 """
 
-import argparse
 import os
 import statistics
-import sys
 import time
 
+import bench_output
 import numpy as np
 import tensorflow as tf
+from absl import app, flags
+
+from reseg_tf.data import input_pipeline
+from reseg_tf.model import reseg as model_lib
+from reseg_tf.model import vgg_weights
+from reseg_tf.training import optimizers, train_step
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 
-import bench_output  # pylint: disable=wrong-import-position
-
-from reseg_tf import input_pipeline, model as model_lib, optimizers, steps, vgg  # pylint: disable=wrong-import-position
+_RECORDS_DIR = flags.DEFINE_string(
+    "records_dir", os.path.join(_ROOT, "data", "camvid"),
+    "CamVid records for the real-pipeline measurements, skipped when the "
+    "folder is absent. Default: data/camvid in the repository.")
+_LOOPS = flags.DEFINE_integer(
+    "loops", 6, "Timed loops of --steps_per_loop steps per measurement, of "
+    "which the median is reported (default 6).")
+_STEPS_PER_LOOP = flags.DEFINE_integer(
+    "steps_per_loop", 5, "Train steps in each timed loop (default 5); "
+    "--loops=1 --steps_per_loop=1 is a smoke run.")
+_OUTPUT = flags.DEFINE_string(
+    "output", os.path.join(_ROOT, "benchmarks", "results", "train_step.json"),
+    "Where to write the JSON results. Default: benchmarks/results/"
+    "train_step.json in the repository.")
 
 BATCH, HEIGHT, WIDTH = 5, 360, 480
 CAMVID = dict(num_classes=11, void_as_class=True, vgg_weights="random")
@@ -59,7 +75,7 @@ def _kernel(layer):
 def step_flops(net):
   """FLOPs of one train step on a batch (see module docstring)."""
   h, w, flops_vgg = HEIGHT, WIDTH, 0
-  for spec in vgg.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
+  for spec in vgg_weights.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
     if spec is None:
       h, w = h // 2, w // 2
     else:
@@ -95,19 +111,15 @@ def build(dtype, jit_compile):
     net = model_lib.ReSeg(**CAMVID, compute_dtype=dtype, vgg_compute_dtype=dtype)
     optimizer = optimizers.make_optimizer()
     optimizer.build(net.trainable_variables)
-  loop = steps.make_train_loop(strategy, net, optimizer,
-                               steps.LossOptions(global_batch_size=BATCH),
-                               jit_compile=jit_compile)
+  loop = train_step.make_train_loop(strategy, net, optimizer,
+                                    train_step.LossOptions(global_batch_size=BATCH),
+                                    jit_compile=jit_compile)
   return strategy, net, loop
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--records_dir", default=os.path.join(_ROOT, "data", "camvid"))
-  parser.add_argument("--loops", type=int, default=6)
-  parser.add_argument("--output", default=os.path.join(_ROOT, "benchmarks", "results",
-                                                      "train_step.json"))
-  args = parser.parse_args()
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   tf.config.threading.set_intra_op_parallelism_threads(2)
   rng = np.random.default_rng(0)
   batch = {"image": rng.integers(0, 256, (BATCH, HEIGHT, WIDTH, 3)).astype(np.uint8),
@@ -115,14 +127,14 @@ def main():
            "mask": np.ones(BATCH, bool)}
   results = {"load_average": os.getloadavg(), "matmul_gflops": matmul_gflops()}
   print(f"fp32 matmul: {results['matmul_gflops']:.0f} GFLOP/s")
-  records = os.path.isdir(args.records_dir)
+  records = os.path.isdir(_RECORDS_DIR.value)
   for name, dtype, jit in (("fp32, outer jit", "float32", True),
                            ("fp32, no outer jit", "float32", False),
                            ("bf16, no outer jit", "bfloat16", False)):
     strategy, net, loop = build(dtype, jit)
     memory = iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat()))
-    seconds = time_steps(loop, memory, args.loops)
+    seconds = time_steps(loop, memory, _LOOPS.value, _STEPS_PER_LOOP.value)
     flops = step_flops(net)
     entry = {"step_seconds_in_memory": seconds, "images_per_second": BATCH / seconds,
              "gflop_per_step": flops / 1e9,
@@ -132,8 +144,9 @@ def main():
     if records:
       real = iter(strategy.distribute_datasets_from_function(
           lambda context: input_pipeline.make_train_dataset(
-              args.records_dir, "train", BATCH, input_context=context)))
-      entry["step_seconds_real_pipeline"] = time_steps(loop, real, args.loops)
+              _RECORDS_DIR.value, "train", BATCH, input_context=context)))
+      entry["step_seconds_real_pipeline"] = time_steps(loop, real, _LOOPS.value,
+                                                     _STEPS_PER_LOOP.value)
       entry["real_over_memory"] = entry["step_seconds_real_pipeline"] / seconds
       line += f"  real pipeline {entry['real_over_memory']:.3f}x"
     if not jit:
@@ -141,13 +154,14 @@ def main():
       cached = iter(strategy.experimental_distribute_dataset(
           tf.data.Dataset.from_tensors({"features": features, "label": batch["label"],
                                         "mask": batch["mask"]}).repeat()))
-      entry["step_seconds_cached_features"] = time_steps(loop, cached, args.loops)
+      entry["step_seconds_cached_features"] = time_steps(loop, cached, _LOOPS.value,
+                                                         _STEPS_PER_LOOP.value)
       entry["cache_speedup"] = seconds / entry["step_seconds_cached_features"]
       line += f"  cached features {entry['cache_speedup']:.2f}x faster"
     results[name] = entry
     print(line, flush=True)
   if records:
-    dataset = input_pipeline.make_train_dataset(args.records_dir, "train", BATCH)
+    dataset = input_pipeline.make_train_dataset(_RECORDS_DIR.value, "train", BATCH)
     iterator = iter(dataset)
     for _ in range(5):
       next(iterator)
@@ -163,8 +177,8 @@ def main():
              results["fp32, no outer jit"]["step_seconds_in_memory"])
   results["bf16_speedup_over_best_fp32"] = fp32 / results["bf16, no outer jit"]["step_seconds_in_memory"]
   print(f"bf16 speedup over the best fp32 step: {results['bf16_speedup_over_best_fp32']:.2f}x")
-  bench_output.write_json(args.output, results)
+  bench_output.write_json(_OUTPUT.value, results)
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)

@@ -4,6 +4,9 @@ r"""Converts a dataset release into sharded TFRecords plus metadata.json.
   python -m data_prep.build --dataset=horse      # datasets/horse -> data/horse
   python -m data_prep.build --dataset=flowers    # datasets/flowers -> data/flowers
   python -m data_prep.build --dataset=synthetic  # generated -> data/synthetic
+  python -m data_prep.build --dataset=voc        # datasets/voc -> data/voc
+  python -m data_prep.build --dataset=cityscapes # datasets/cityscapes -> data/cityscapes
+  python -m data_prep.build --dataset=folder --data_dir=my_data --output_dir=data/my_data
 
 See the README ("Preparing data") for the expected layouts.
 """
@@ -13,10 +16,21 @@ import sys
 
 from absl import app, flags, logging
 
-from data_prep import camvid, flowers, horse, splits, synthetic, writer
+from data_prep import (
+  camvid,
+  cityscapes,
+  class_table,
+  flowers,
+  folder,
+  horse,
+  splits,
+  synthetic,
+  voc,
+  writer,
+)
 from data_prep.dataset import BadInputError, Plan
 
-DATASETS = ("camvid", "horse", "flowers", "synthetic")
+DATASETS = ("camvid", "horse", "flowers", "synthetic", "voc", "cityscapes", "folder")
 
 _DATASET = flags.DEFINE_enum("dataset", "synthetic", DATASETS, "Dataset to convert.")
 _DATA_DIR = flags.DEFINE_string(
@@ -40,13 +54,33 @@ _LIMIT = flags.DEFINE_integer(
 _SPLIT_SEED = flags.DEFINE_integer(
     "split_seed", 0, "Seed of the train/val/test split drawn for datasets "
     "without an official one (horse; flowers without datasplits.mat; "
-    "camvid's Cambridge release without split lists).")
+    "camvid's Cambridge release without split lists; folder without splits/ "
+    "lists or split subfolders).")
 _SPLIT_FRACTIONS = flags.DEFINE_string(
     "split_fractions", "0.6,0.2,0.2", "train,val,test fractions of that split.")
 _CAMVID_LAYOUT = flags.DEFINE_enum(
     "camvid_layout", "auto", ("auto", "segnet", "cambridge"),
     "CamVid release: SegNet's folders, or the original Cambridge colour labels. "
     "auto: cambridge when data_dir holds label_colors.txt.")
+_CAMVID_HOLDOUT_PREFIXES = flags.DEFINE_list(
+    "camvid_holdout_prefixes", [],
+    "Move every train frame whose file name starts with one of these drive "
+    "prefixes (e.g. 0006R0) into a split named 'holdout', for choosing a recipe "
+    "on drives the model never saw (train.validation_split = 'holdout').")
+_VOC_AUGMENTED = flags.DEFINE_bool(
+    "voc_augmented", False,
+    "VOC: train on the SBD augmented set (SegmentationClassAug/ and "
+    "ImageSets/Segmentation/train_aug.txt, minus val) instead of the 1,464 "
+    "official train images.")
+_IGNORE_VALUE = flags.DEFINE_integer(
+    "ignore_value", 255, "folder: the mask id that means void (written as 255).",
+    lower_bound=0)
+_MAP_TO_IGNORE = flags.DEFINE_list(
+    "map_to_ignore", [], "folder: more mask ids (e.g. 0) or colours (#rrggbb) "
+    "that mean void.")
+_UNKNOWN_TO_IGNORE = flags.DEFINE_bool(
+    "unknown_to_ignore", False, "folder: make mask ids or colours that are not "
+    "in the class table void instead of stopping with an error.")
 _FLOWERS_FOREGROUND_INDEX = flags.DEFINE_integer(
     "flowers_foreground_index", flowers.OFFICIAL_FOREGROUND_INDEX,
     "Trimap palette index of the flower class (38 in the official release; "
@@ -80,6 +114,17 @@ def _ints(flag) -> list[int]:
     raise app.UsageError(f"--{flag.name} takes whole numbers, got {flag.value}") from None
 
 
+def _map_to_ignore() -> tuple:
+  """--map_to_ignore as mask ids (ints) and colours ((r, g, b))."""
+  values = []
+  for item in _MAP_TO_IGNORE.value:
+    try:
+      values.append(int(item) if item.strip().isdigit() else class_table.parse_color(item))
+    except ValueError as e:
+      raise app.UsageError(f"--map_to_ignore: {e}") from None
+  return tuple(values)
+
+
 def make_plan() -> Plan:
   """The converter's plan for the flags' dataset and options."""
   dataset = _DATASET.value
@@ -89,7 +134,16 @@ def make_plan() -> Plan:
   except ValueError as e:
     raise app.UsageError(f"--split_fractions: {e}") from None
   if dataset == "camvid":
-    return camvid.plan(data_dir, _CAMVID_LAYOUT.value, _SPLIT_SEED.value, fractions)
+    return camvid.plan(data_dir, _CAMVID_LAYOUT.value, _SPLIT_SEED.value, fractions,
+                       _CAMVID_HOLDOUT_PREFIXES.value)
+  if dataset == "voc":
+    return voc.plan(data_dir, _VOC_AUGMENTED.value)
+  if dataset == "cityscapes":
+    return cityscapes.plan(data_dir)
+  if dataset == "folder":
+    options = folder.MaskOptions(_IGNORE_VALUE.value, _map_to_ignore(),
+                                 _UNKNOWN_TO_IGNORE.value)
+    return folder.plan(data_dir, options, _SPLIT_SEED.value, fractions)
   if dataset == "horse":
     return horse.plan(data_dir, _SPLIT_SEED.value, fractions)
   if dataset == "flowers":

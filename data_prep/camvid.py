@@ -10,10 +10,15 @@ Cambridge release (960x720):
   label_colors.txt             "R G B Name" for the 32 classes
   .../<frame>.png              images, anywhere below data_dir
   .../<frame>_L.png            colour-coded labels
-The 32 classes are merged into SegNet's 11 as in RESEG.md; other classes and
+The 32 classes merge into SegNet's 11 as in docs/protocol.md; other classes and
 unknown colours become 255. There is no official split: list files
 `{split}.txt` in data_dir (either list format) pick the frames of each split,
 else a seeded split is drawn.
+
+Either layout: `holdout_prefixes` (e.g. "0006R0") move every train frame whose
+file name starts with one of them into the split "holdout", so that recipes
+can be selected on drives the model never saw; the class weights in
+metadata.json are then those of the remaining train frames.
 """
 
 import glob
@@ -22,10 +27,18 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from data_prep import images, splits as splits_lib
-from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, SPLITS)
-from reseg_tf.records import IGNORE_LABEL
+from data_prep import class_table, images
+from data_prep import splits as splits_lib
+from data_prep.dataset import (
+  HOLDOUT_SPLIT,
+  SPLITS,
+  BadInputError,
+  DatasetInfo,
+  ExampleRef,
+  LoadedExample,
+  Plan,
+)
+from reseg_tf.data.records import IGNORE_LABEL
 
 INFO = DatasetInfo(
     name="camvid",
@@ -37,7 +50,7 @@ INFO = DatasetInfo(
 )
 SEGNET_VOID = 11
 
-# Cambridge class name -> SegNet class (RESEG.md); absent names are void.
+# Cambridge class -> SegNet class (docs/protocol.md); absent names are void.
 CAMBRIDGE_TO_SEGNET = {
     "Sky": "Sky",
     "Building": "Building", "Wall": "Building", "Bridge": "Building",
@@ -65,7 +78,8 @@ def detect_layout(data_dir: str) -> str:
 
 
 def plan(data_dir: str, layout: str = "auto", split_seed: int = 0,
-         split_fractions: Sequence[float] = (0.6, 0.2, 0.2)) -> Plan:
+         split_fractions: Sequence[float] = (0.6, 0.2, 0.2),
+         holdout_prefixes: Sequence[str] = ()) -> Plan:
   """Lists CamVid's examples per split; see the module docstring."""
   if not os.path.isdir(data_dir):
     raise BadInputError(data_dir, "CamVid folder does not exist (unpack the "
@@ -73,10 +87,42 @@ def plan(data_dir: str, layout: str = "auto", split_seed: int = 0,
   if layout == "auto":
     layout = detect_layout(data_dir)
   if layout == "segnet":
-    return _plan_segnet(data_dir)
-  if layout == "cambridge":
-    return _plan_cambridge(data_dir, split_seed, split_fractions)
-  raise ValueError(f"unknown CamVid layout {layout!r}: auto, segnet or cambridge")
+    result = _plan_segnet(data_dir)
+  elif layout == "cambridge":
+    result = _plan_cambridge(data_dir, split_seed, split_fractions)
+  else:
+    raise ValueError(f"unknown CamVid layout {layout!r}: auto, segnet or cambridge")
+  return hold_out(result, holdout_prefixes, data_dir)
+
+
+def drive(name: str) -> str:
+  """The drive (sequence) of a frame name: "0006R0_f02910.png" -> "0006R0"."""
+  return name.split("_")[0]
+
+
+def hold_out(result: Plan, prefixes: Sequence[str], data_dir: str) -> Plan:
+  """Moves the train frames whose names start with one of `prefixes` into
+  the split HOLDOUT_SPLIT, recording it in the split description."""
+  if not prefixes:
+    return result
+  train = result.splits.get("train", [])
+  drives = sorted({drive(ref.name) for ref in train})
+  for prefix in prefixes:
+    if not any(ref.name.startswith(prefix) for ref in train):
+      raise BadInputError(data_dir, f"no train frame starts with the holdout "
+                          f"prefix {prefix!r} (train drives: {', '.join(drives)})")
+  is_held = [ref.name.startswith(tuple(prefixes)) for ref in train]
+  held = [ref for ref, h in zip(train, is_held) if h]
+  if len(held) == len(train):
+    raise BadInputError(data_dir, f"holding out {', '.join(prefixes)} would leave "
+                        "no train frames")
+  result.splits["train"] = [ref for ref, h in zip(train, is_held) if not h]
+  result.splits[HOLDOUT_SPLIT] = held
+  result.split_description[HOLDOUT_SPLIT] = {
+      "from": "train", "prefixes": list(prefixes),
+      "how": "train frames whose file names start with one of the prefixes",
+      "names": [ref.name for ref in held]}
+  return result
 
 
 # SegNet layout ---------------------------------------------------------------
@@ -191,22 +237,15 @@ def colour_lookup(colors: dict[tuple[int, int, int], str]
                   ) -> tuple[np.ndarray, np.ndarray]:
   """Sorted colour codes and their SegNet class ids (255 for void classes)."""
   class_ids = {name: i for i, name in enumerate(INFO.class_names)}
-  codes, ids = [], []
-  for (r, g, b), name in colors.items():
-    codes.append((r << 16) | (g << 8) | b)
-    segnet = CAMBRIDGE_TO_SEGNET.get(name)
-    ids.append(class_ids[segnet] if segnet else IGNORE_LABEL)
-  order = np.argsort(codes)
-  return np.asarray(codes, np.int64)[order], np.asarray(ids, np.uint8)[order]
+  return class_table.sorted_lookup({
+      class_table.color_code(rgb): class_ids.get(CAMBRIDGE_TO_SEGNET.get(name), IGNORE_LABEL)
+      for rgb, name in colors.items()})
 
 
 def map_colours(rgb: np.ndarray, codes: np.ndarray, ids: np.ndarray) -> np.ndarray:
   """Maps a colour label image `[H, W, 3]` to class ids; unknown -> 255."""
-  pixel_codes = ((rgb[..., 0].astype(np.int64) << 16)
-                 | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2])
-  position = np.clip(np.searchsorted(codes, pixel_codes), 0, len(codes) - 1)
-  known = codes[position] == pixel_codes
-  return np.where(known, ids[position], IGNORE_LABEL).astype(np.uint8)
+  mapped, known = class_table.lookup(class_table.color_codes(rgb), codes, ids)
+  return np.where(known, mapped, IGNORE_LABEL).astype(np.uint8)
 
 
 def _plan_cambridge(data_dir: str, split_seed: int,

@@ -1,10 +1,11 @@
 """What every dataset converter hands to the shard writer.
 
-A converter module (`camvid`, `horse`, `flowers`, `synthetic`) knows one raw
-layout. Its `plan(...)` function lists the examples of each split without
-decoding anything (so layout errors surface before any work is done) and
-returns a `Plan`; `Plan.load(ref)` then decodes one example into NumPy arrays.
-Loading runs in worker threads, so it must not touch shared state.
+A converter module (`camvid`, `horse`, `flowers`, `synthetic`, `voc`,
+`cityscapes`, `folder`) knows one raw layout. Its `plan(...)` function lists
+the examples of each split without decoding anything (so layout errors
+surface before any work is done) and returns a `Plan`; `Plan.load(ref)` then
+decodes one example into NumPy arrays. Loading runs in worker threads, so it
+must not touch shared state.
 """
 
 import dataclasses
@@ -13,16 +14,17 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from reseg_tf.common.errors import InputError
+
 SPLITS = ("train", "val", "test")
+# Frames moved out of train for recipe selection (camvid's holdout prefixes).
+# The writer and reseg_tf's readers take any split name: metadata.json lists
+# the splits written, e.g. `train.validation_split = 'holdout'` then works.
+HOLDOUT_SPLIT = "holdout"
 
 
-class BadInputError(Exception):
+class BadInputError(InputError):
   """A problem with the user's data, reported with the file it concerns."""
-
-  def __init__(self, path: str, problem: str):
-    super().__init__(f"{path}: {problem}")
-    self.path = path
-    self.problem = problem
 
 
 def require_folders(*folders: str, layout: str):

@@ -32,7 +32,7 @@ def main(argv):
   try:
     stems = split_files.write_split_files(_RECORDS_DIR.value, _SPLIT.value, output_dir, _LIMIT.value)
   except FileNotFoundError as e:
-    raise SystemExit(f"error: {e}")
+    raise SystemExit(f"error: {e}") from None
   print(f"Wrote {len(stems)} images to {output_dir} and their labels to "
         f"{os.path.join(output_dir, 'labels')}")
 

@@ -18,10 +18,17 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.io
 
-from data_prep import images, splits as splits_lib
-from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, refs_per_split,
-                               require_folders)
+from data_prep import images
+from data_prep import splits as splits_lib
+from data_prep.dataset import (
+  BadInputError,
+  DatasetInfo,
+  ExampleRef,
+  LoadedExample,
+  Plan,
+  refs_per_split,
+  require_folders,
+)
 
 INFO = DatasetInfo(name="flowers", class_names=("background", "flower"),
                    class_colors=((0, 0, 0), (255, 0, 128)))

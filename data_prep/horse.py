@@ -12,10 +12,17 @@ from typing import Sequence
 
 import numpy as np
 
-from data_prep import images, splits as splits_lib
-from data_prep.dataset import (BadInputError, DatasetInfo, ExampleRef,
-                               LoadedExample, Plan, refs_per_split,
-                               require_folders)
+from data_prep import images
+from data_prep import splits as splits_lib
+from data_prep.dataset import (
+  BadInputError,
+  DatasetInfo,
+  ExampleRef,
+  LoadedExample,
+  Plan,
+  refs_per_split,
+  require_folders,
+)
 
 INFO = DatasetInfo(name="horse", class_names=("background", "horse"),
                    class_colors=((0, 0, 0), (192, 128, 64)))

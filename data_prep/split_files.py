@@ -3,10 +3,10 @@
 import os
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
-from reseg_tf import input_pipeline, records
+from reseg_tf.data import input_pipeline, records
 
 
 def write_split_files(records_dir: str, split: str, output_dir: str, limit=None) -> list:

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from data_prep.dataset import Plan
-from reseg_tf import records
+from reseg_tf.data import records
 
 METADATA_VERSION = 1
 
@@ -44,7 +44,7 @@ class SplitStats:
 def median_frequency_weights(class_pixels: np.ndarray,
                              pixels_of_images_with_class: np.ndarray
                              ) -> tuple[list[float], list[float]]:
-  """Median-frequency class balancing (Eigen & Fergus 2015; RESEG.md).
+  """Median-frequency class balancing (Eigen & Fergus 2015; docs/protocol.md).
 
   freq(c) = pixels of class c / pixels of the images that contain c, and
   w(c) = median(freq) / freq(c). A class absent from the split gets weight 0

@@ -13,9 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from data_prep.dataset import (DatasetInfo, ExampleRef, LoadedExample, Plan,
-                               SPLITS)
-from reseg_tf.records import IGNORE_LABEL
+from data_prep.dataset import SPLITS, DatasetInfo, ExampleRef, LoadedExample, Plan
+from reseg_tf.data.records import IGNORE_LABEL
 
 INFO = DatasetInfo(name="synthetic",
                    class_names=("background", "circle", "square", "triangle"),

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from data_prep import images, statistics
 from data_prep.dataset import BadInputError, ExampleRef, LoadedExample, Plan
-from reseg_tf import records
-from reseg_tf.progress import RateLog
+from reseg_tf.common.progress import RateLog
+from reseg_tf.data import records
 
 _PROGRESS_SECONDS = 2.0
 

@@ -12,10 +12,10 @@ import os
 import sys
 from typing import Dict, List, Tuple
 
-from absl import app, flags
 import tensorflow as tf
+from absl import app, flags
 
-from reseg_tf import metrics, summaries
+from reseg_tf.evaluation import metrics, summaries
 
 _MODEL_DIRS = flags.DEFINE_multi_string(
     "model_dir", [], "A training run's folder (repeatable; at least one).")

@@ -1,5 +1,6 @@
 r"""Segments image files with a trained ReSeg and draws the results.
 
+  python -m reseg_tf.predict --model=camvid_no_vgg --input=photo.jpg
   python -m reseg_tf.predict --model_dir=runs/camvid --input=photos/ \
       --output_dir=predictions
   python -m reseg_tf.predict --saved_model=exports/camvid \
@@ -11,8 +12,9 @@ contact sheets (input | prediction | ground truth when --labels has
 `<stem>.png`). Unreadable files are named and skipped; the exit status is
 then 1.
 
-With --model_dir the model is rebuilt from the run's gin configuration and
-checkpoint, the colours read from the records' metadata.json; with
+With --model (a published model under models/) or --model_dir (a training
+run) the model is rebuilt from its gin configuration and weights, the colours
+read from its model_info.json (or the records' metadata.json); with
 --saved_model (an export) everything comes from the SavedModel.
 """
 
@@ -20,25 +22,16 @@ import sys
 
 from absl import app, flags, logging
 
-from reseg_tf import prediction, restore, serving
+from reseg_tf import cli
+from reseg_tf.serving import prediction
+from reseg_tf.serving import segmenter as segmenter_lib
 
-_MODEL_DIR = flags.DEFINE_string(
-    "model_dir", None, "A training run's folder. Give this or --saved_model.")
+_MODEL = cli.define_model_flags(
+    "Records whose metadata.json gives the class colours. Default: the "
+    "model's own class table (model_info.json).")
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "An exported SavedModel: a version folder, or the export "
-    "folder (its highest version is used). Give this or --model_dir.")
-_GIN_FILE = flags.DEFINE_multi_string(
-    "gin_file", [], "With --model_dir: gin files that build the model "
-    "(repeatable). Default: <model_dir>/operative_config.gin.")
-_GIN_BINDINGS = flags.DEFINE_multi_string(
-    "gin_bindings", [], "With --model_dir: gin bindings applied after the files. "
-    "Default: none.")
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "best", "With --model_dir: 'best', 'latest' or a checkpoint path.")
-_RECORDS_DIR = flags.DEFINE_string(
-    "records_dir", None, "With --model_dir: records whose metadata.json gives the "
-    "class colours. Default: train.records_dir of the gin configuration "
-    "(generic colours if it is absent).")
+    "folder (its highest version is used). Instead of --model or --model_dir.")
 _INPUT = flags.DEFINE_string(
     "input", None, "An image file, a folder of images (not recursive) or a glob "
     "(quote it; ** recurses). Required.")
@@ -58,32 +51,24 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar for a folde
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if bool(_MODEL_DIR.value) == bool(_SAVED_MODEL.value):
-    raise app.UsageError("give exactly one of --model_dir and --saved_model")
+  if _MODEL.given() == bool(_SAVED_MODEL.value):
+    raise app.UsageError("give one of --model, --model_dir and --saved_model")
   if not _INPUT.value:
     raise app.UsageError("give --input: an image, a folder or a glob")
   try:
     paths, is_collection = prediction.find_inputs(_INPUT.value)
   except FileNotFoundError as e:
-    raise app.UsageError(str(e))
+    raise app.UsageError(str(e)) from None
 
   if _SAVED_MODEL.value:
-    try:
-      segmenter = serving.load_saved_model(_SAVED_MODEL.value)
-    except FileNotFoundError as e:
-      sys.exit(f"error: {e}")
+    segmenter = segmenter_lib.load_saved_model(_SAVED_MODEL.value)
   else:
-    try:
-      restored = restore.load(_MODEL_DIR.value, _CHECKPOINT.value, _GIN_FILE.value,
-                              _GIN_BINDINGS.value)
-    except FileNotFoundError as e:  # No config or no such checkpoint.
-      sys.exit(f"error: {e}")
-    table = restore.load_class_table(_RECORDS_DIR.value or restored.records_dir,
-                                     restored.model.num_classes)
+    restored = cli.load_model(_MODEL)
+    table = restored.class_table(_MODEL.records_dir.value)
     logging.info("Class colours from %s", table["source"])
-    segmenter = serving.Segmenter(restored.model, table["class_names"],
-                                  table["class_colors"], table["dataset"])
-  colors = serving.class_table(segmenter)["class_colors"]
+    segmenter = segmenter_lib.Segmenter(restored.model, table["class_names"],
+                                        table["class_colors"], table["dataset"])
+  colors = segmenter_lib.class_table(segmenter)["class_colors"]
 
   report = prediction.predict_files(
       segmenter, paths, _OUTPUT_DIR.value, colors, labels_dir=_LABELS.value,
@@ -103,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -2,7 +2,7 @@ r"""Trains ReSeg as a gin configuration describes.
 
   python -m reseg_tf.train --gin_file=gin/camvid.gin
   python -m reseg_tf.train --gin_file=gin/quickstart.gin \
-      --gin_bindings='train.max_steps = 100' --model_dir=runs/try
+      --gin_bindings='Schedule.max_steps = 100' --model_dir=runs/try
 
 Rerunning the same command resumes from the latest checkpoint in
 --model_dir (default: runs/<name of the last gin file>).
@@ -10,10 +10,11 @@ Rerunning the same command resumes from the latest checkpoint in
 
 import os
 
-import gin
 from absl import app, flags, logging
 
-from reseg_tf import configurables, trainer
+import gin
+from reseg_tf import cli, configurables
+from reseg_tf.training import trainer
 
 _GIN_FILE = flags.DEFINE_multi_string(
     "gin_file", [], "Gin config files, parsed in order (repeatable).")
@@ -43,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

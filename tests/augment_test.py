@@ -9,11 +9,11 @@ colours.
 
 import dataclasses
 
-from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
-from reseg_tf import augment
+from reseg_tf.data import augment
 
 # Colours of classes 0..3 and of void (255), far apart in RGB.
 _PALETTE = np.array([[230, 60, 60], [60, 200, 60], [60, 80, 230], [230, 210, 50],
@@ -31,20 +31,20 @@ _PHOTOMETRIC = dict(brightness=0.2, contrast=0.3, saturation=0.5, gamma=0.3)
 
 # Every geometric op, configured to do something visible on a 40x48 image.
 _OPS = {
-    "crop_pad": lambda i, l, s: augment.random_crop_or_pad(
-        i, l, s, (56, 36), image_fill=_VOID_COLOUR),
-    "center_crop_pad": lambda i, l, s: augment.center_crop_or_pad(
-        i, l, (56, 36), image_fill=_VOID_COLOUR),
+    "crop_pad": lambda i, lab, s: augment.random_crop_or_pad(
+        i, lab, s, (56, 36), image_fill=_VOID_COLOUR),
+    "center_crop_pad": lambda i, lab, s: augment.center_crop_or_pad(
+        i, lab, (56, 36), image_fill=_VOID_COLOUR),
     "flip": augment.random_flip,
-    "scale": lambda i, l, s: augment.random_affine(
-        i, l, s, scale_range=(0.6, 1.6), image_fill=_VOID_COLOUR),
-    "rotation": lambda i, l, s: augment.random_affine(
-        i, l, s, max_rotation_degrees=45, image_fill=_VOID_COLOUR),
-    "shear": lambda i, l, s: augment.random_affine(
-        i, l, s, max_shear_degrees=30, image_fill=_VOID_COLOUR),
-    "elastic": lambda i, l, s: augment.random_elastic(
-        i, l, s, alpha=3.0, spacing=12, image_fill=_VOID_COLOUR),
-    "all": lambda i, l, s: augment.augment(i, l, s, _GEOMETRIC),
+    "scale": lambda i, lab, s: augment.random_affine(
+        i, lab, s, scale_range=(0.6, 1.6), image_fill=_VOID_COLOUR),
+    "rotation": lambda i, lab, s: augment.random_affine(
+        i, lab, s, max_rotation_degrees=45, image_fill=_VOID_COLOUR),
+    "shear": lambda i, lab, s: augment.random_affine(
+        i, lab, s, max_shear_degrees=30, image_fill=_VOID_COLOUR),
+    "elastic": lambda i, lab, s: augment.random_elastic(
+        i, lab, s, alpha=3.0, spacing=12, image_fill=_VOID_COLOUR),
+    "all": lambda i, lab, s: augment.augment(i, lab, s, _GEOMETRIC),
 }
 _EXACT_OPS = ("crop_pad", "center_crop_pad", "flip")  # No interpolation.
 
@@ -81,7 +81,7 @@ def _near_label_edge(label: np.ndarray, radius: int) -> np.ndarray:
 
 def _in_dataset_map(op, image, label, seed):
   dataset = tf.data.Dataset.from_tensors((image, label)).map(
-      lambda i, l: op(i, l, tf.constant(seed, tf.int64)))
+      lambda i, lab: op(i, lab, tf.constant(seed, tf.int64)))
   return next(iter(dataset))
 
 
@@ -184,7 +184,7 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(label, self.label)
     self.assertNotAllEqual(image, self.image)
     mapped_image, mapped_label = _in_dataset_map(
-        lambda i, l, s: augment.random_photometric(i, l, s, **_PHOTOMETRIC),
+        lambda i, lab, s: augment.random_photometric(i, lab, s, **_PHOTOMETRIC),
         self.image, self.label, _SEED)
     self.assertAllEqual(mapped_image, image)
     self.assertAllEqual(mapped_label, label)
@@ -205,8 +205,8 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_crop_size_makes_the_shape_static_in_tf_data(self):
     dataset = tf.data.Dataset.from_tensors((self.image, self.label)).map(
-        lambda i, l: (tf.ensure_shape(i, [None, None, 3]), tf.ensure_shape(l, [None, None])))
-    dataset = dataset.map(lambda i, l: augment.augment(i, l, tf.constant(_SEED), _GEOMETRIC))
+        lambda i, lab: (tf.ensure_shape(i, [None, None, 3]), tf.ensure_shape(lab, [None, None])))
+    dataset = dataset.map(lambda i, lab: augment.augment(i, lab, tf.constant(_SEED), _GEOMETRIC))
     self.assertEqual(dataset.element_spec[0].shape, (44, 36, 3))
     self.assertEqual(dataset.element_spec[1].shape, (44, 36))
 

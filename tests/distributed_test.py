@@ -8,7 +8,7 @@ import sys
 
 import tensorflow as tf
 
-from tests.trainer_test import build_synthetic, checkpoint_values
+from tests import fixtures
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=_ROOT)
@@ -43,7 +43,7 @@ class MultiWorkerTest(tf.test.TestCase):
 
   def test_two_workers_on_localhost_end_with_identical_weights(self):
     root = self.create_tempdir().full_path
-    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(32, 8, 0))
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(32, 8, 0))
     model_dir = os.path.join(root, "run")
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -55,8 +55,8 @@ class MultiWorkerTest(tf.test.TestCase):
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "reseg_tf.train", "--gin_file=gin/quickstart.gin",
              f"--gin_bindings=train.records_dir = '{records}'",
-             "--gin_bindings=train.max_steps = 4", "--gin_bindings=train.steps_per_loop = 2",
-             "--gin_bindings=train.validate_every_steps = 4",
+             "--gin_bindings=Schedule.max_steps = 4", "--gin_bindings=Schedule.steps_per_loop = 2",
+             "--gin_bindings=Schedule.validate_every_steps = 4",
              f"--model_dir={model_dir}"],
             cwd=_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
       # A worker whose peer never starts blocks forever: bound the wait.
@@ -66,9 +66,10 @@ class MultiWorkerTest(tf.test.TestCase):
         p.kill()
     for p, stderr in zip(processes, outputs):
       self.assertEqual(p.returncode, 0, stderr[-3000:])
-    self.assertIn("MultiWorkerMirroredStrategy", outputs[0] + outputs[1])
-    chief = checkpoint_values(os.path.join(model_dir, "checkpoints", "ckpt-4"))
-    worker = checkpoint_values(os.path.join(model_dir, "workers", "1", "checkpoints", "ckpt-4"))
+    # MultiWorkerMirroredStrategy is a CollectiveAllReduceStrategy.
+    self.assertIn("Distribution: CollectiveAllReduceStrategy, 2 replica(s).", outputs[0] + outputs[1])
+    chief = fixtures.checkpoint_values(os.path.join(model_dir, "checkpoints", "ckpt-4"))
+    worker = fixtures.checkpoint_values(os.path.join(model_dir, "workers", "1", "checkpoints", "ckpt-4"))
     weights = [n for n in chief if n.startswith("model/")]
     self.assertNotEmpty(weights)
     for name in chief:

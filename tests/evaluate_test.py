@@ -3,12 +3,14 @@
 import json
 import os
 
-import gin
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import evaluation, input_pipeline, records, restore
-from tests import run_helpers
+import gin
+from reseg_tf.data import input_pipeline, records
+from reseg_tf.evaluation import evaluator
+from reseg_tf.serving import restore
+from tests import fixtures
 
 _SCORE_KEYS = ("global_accuracy", "class_average_accuracy", "mean_iou",
                "per_class_accuracy", "per_class_iou", "num_pixels", "class_names")
@@ -20,7 +22,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     root = tf.compat.v1.test.get_temp_dir()
-    cls.records, cls.model_dir, cls.train_result = run_helpers.train_tiny_run(
+    cls.records, cls.model_dir, cls.train_result = fixtures.train_tiny_run(
         os.path.join(root, "evaluate"))
 
 
@@ -35,24 +37,24 @@ class EvaluateQuickstartTest(tf.test.TestCase):
       np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
 
   def test_latest_checkpoint_reproduces_the_trainers_last_validation(self):
-    restored = restore.load(self.model_dir, "latest")
+    restored = restore.load_run(self.model_dir, "latest")
     self.assertEqual(restored.step, self.train_result["step"])
-    result = evaluation.evaluate(restored.model, restored.records_dir, "val",
+    result = evaluator.evaluate(restored.model, restored.records_dir, "val",
                                  restored.batch_size, log=lambda _: None)
     self.assert_same_scores(result, self.train_result["last_validation"])
     self.assertEqual(result["num_images"], 8)
 
   def test_best_checkpoint_reproduces_the_best_validation_mean_iou(self):
-    restored = restore.load(self.model_dir, "best")
+    restored = restore.load_run(self.model_dir, "best")
     self.assertEqual(restored.step, self.train_result["best_step"])
-    result = evaluation.evaluate(restored.model, self.records, "val", 8,
+    result = evaluator.evaluate(restored.model, self.records, "val", 8,
                                  log=lambda _: None)
     # best_miou is a float32 variable.
     self.assertAlmostEqual(result["mean_iou"], self.train_result["best_mean_iou"], places=6)
 
   def test_every_image_counts_when_the_last_batch_is_incomplete(self):
-    restored = restore.load(self.model_dir, "latest")
-    result = evaluation.evaluate(restored.model, self.records, "test", 4,
+    restored = restore.load_run(self.model_dir, "latest")
+    result = evaluator.evaluate(restored.model, self.records, "test", 4,
                                  log=lambda _: None)  # 6 images: 4 + 2.
     self.assertEqual(result["num_images"], 6)
     labelled = 0
@@ -62,14 +64,14 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertEqual(result["num_pixels"], labelled)
     self.assertEqual(np.sum(result["confusion_matrix"]), labelled)
     # Batch size and padding mode change nothing: each image is scored alone.
-    unpadded = evaluation.evaluate(restored.model, self.records, "test", 8,
+    unpadded = evaluator.evaluate(restored.model, self.records, "test", 8,
                                    pad_to_size=None, log=lambda _: None)
     self.assertEqual(unpadded["confusion_matrix"], result["confusion_matrix"])
 
   def test_unknown_split_is_a_clear_error(self):
-    restored = restore.load(self.model_dir, "latest")
+    restored = restore.load_run(self.model_dir, "latest")
     with self.assertRaisesRegex(KeyError, r"'nope' is not in .*\(it has test, train, val\)"):
-      evaluation.evaluate(restored.model, self.records, "nope", 4)
+      evaluator.evaluate(restored.model, self.records, "nope", 4)
 
   def test_binary_prints_the_table_and_writes_json(self):
     folder = self.create_tempdir().full_path
@@ -77,7 +79,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     results_file = os.path.join(folder, "results.json")
     with open(results_file, "w") as f:
       json.dump({"other_run": {"mean_iou": 0.5}}, f)
-    process = run_helpers.run_module(
+    process = fixtures.run_module(
         "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
         "--checkpoint=latest", f"--output={output}", f"--results_file={results_file}")
     self.assertEqual(process.returncode, 0, process.stderr)
@@ -106,10 +108,10 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertIn("logical CPUs", entry["hardware"])
 
   def test_operative_config_or_gin_files_build_the_same_model(self):
-    from_config = restore.load(self.model_dir, "latest")
-    from_files = restore.load(
+    from_config = restore.load_run(self.model_dir, "latest")
+    from_files = restore.load_run(
         self.model_dir, "latest",
-        gin_files=[os.path.join(run_helpers.ROOT, "gin", "quickstart.gin")],
+        gin_files=[os.path.join(fixtures.ROOT, "gin", "quickstart.gin")],
         gin_bindings=[f"train.records_dir = '{self.records}'"])
     self.assertEqual(from_files.records_dir, self.records)
     images = tf.random.uniform([1, 32, 40, 3], 0, 255)
@@ -135,7 +137,7 @@ class TableTest(tf.test.TestCase):
   def test_camvid_table_shows_the_papers_numbers_by_class_name(self):
     names = ("Sky", "Building", "Pole", "Road", "Sidewalk", "Tree", "SignSymbol",
              "Fence", "Car", "Pedestrian", "Bicyclist")
-    table = evaluation.format_table(self.fake_result(names), "camvid")
+    table = evaluator.format_table(self.fake_result(names), "camvid")
     sky = next(line for line in table.splitlines() if line.startswith("Sky"))
     self.assertEqual(sky.split(), ["Sky", "50.0", "25.0", "93.0"])
     self.assertIn("mean IoU", table)
@@ -146,18 +148,18 @@ class TableTest(tf.test.TestCase):
     self.assertEqual(bicyclist.split(), ["Bicyclist", "50.0", "-", "43.5"])
 
   def test_binary_datasets_show_the_foreground_iou(self):
-    table = evaluation.format_table(self.fake_result(("background", "horse")), "horse")
-    line = next(l for l in table.splitlines() if l.startswith("foreground IoU"))
+    table = evaluator.format_table(self.fake_result(("background", "horse")), "horse")
+    line = next(row for row in table.splitlines() if row.startswith("foreground IoU"))
     self.assertEqual(line.split()[-2:], ["70.0", "91.6"])
-    flowers = evaluation.format_table(self.fake_result(("background", "flower")), "flowers")
+    flowers = evaluator.format_table(self.fake_result(("background", "flower")), "flowers")
     self.assertIn("93.7", flowers)
 
   def test_other_datasets_have_no_paper_column(self):
-    table = evaluation.format_table(self.fake_result(("a", "b", "c")), "synthetic")
+    table = evaluator.format_table(self.fake_result(("a", "b", "c")), "synthetic")
     self.assertNotIn("paper", table)
 
   def test_json_ready_replaces_nan(self):
-    self.assertEqual(evaluation.json_ready({"a": [1.0, float("nan")], "b": "x"}),
+    self.assertEqual(evaluator.json_ready({"a": [1.0, float("nan")], "b": "x"}),
                      {"a": [1.0, None], "b": "x"})
 
 

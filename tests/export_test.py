@@ -4,15 +4,17 @@ import io
 import json
 import os
 
-import gin
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import saved_model_pb2
 
-from reseg_tf import configurables, restore, serving
-from tests import run_helpers
-from tests.trainer_test import parse_quickstart
+import gin
+from reseg_tf import configurables
+from reseg_tf.common.errors import InputError
+from reseg_tf.serving import restore
+from reseg_tf.serving import segmenter as segmenter_lib
+from tests import fixtures
 
 _SIZES = ((32, 40), (17, 23), (45, 61))  # (H, W); 17x23 is no multiple of the stride.
 
@@ -48,12 +50,12 @@ class ExportTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     root = os.path.join(tf.compat.v1.test.get_temp_dir(), "export")
-    cls.records, cls.model_dir, cls.train_result = run_helpers.train_tiny_run(root)
+    cls.records, cls.model_dir, cls.train_result = fixtures.train_tiny_run(root)
     cls.export_dir = os.path.join(root, "exports")
-    cls.process = run_helpers.run_module(
+    cls.process = fixtures.run_module(
         "reseg_tf.export", f"--model_dir={cls.model_dir}", f"--export_dir={cls.export_dir}")
     cls.version_dir = os.path.join(cls.export_dir, str(cls.train_result["best_step"]))
-    cls.model = restore.load(cls.model_dir, "best").model
+    cls.model = restore.load_run(cls.model_dir, "best").model
     cls.loaded = tf.saved_model.load(cls.version_dir)
     rng = np.random.default_rng(0)
     cls.images = {size: rng.integers(0, 256, (2, *size, 3), np.uint8) for size in _SIZES}
@@ -89,7 +91,7 @@ class ExportTest(tf.test.TestCase):
     inputs["bytes:mixed"] = np.array([encode(image) for image in mixed], object)
     folder = self.create_tempdir().full_path
     np.savez(os.path.join(folder, "inputs.npz"), **inputs)
-    process = run_helpers.run_python(_FRESH_PROCESS, self.version_dir,
+    process = fixtures.run_python(_FRESH_PROCESS, self.version_dir,
                                      os.path.join(folder, "inputs.npz"),
                                      os.path.join(folder, "outputs.npz"))
     self.assertEqual(process.returncode, 0, process.stderr)
@@ -116,7 +118,7 @@ class ExportTest(tf.test.TestCase):
       self.assertAllEqual(probabilities[i, h:], np.zeros_like(probabilities[i, h:]))
 
   def test_saved_model_cli_show_lists_both_signatures(self):
-    process = run_helpers.run_python(
+    process = fixtures.run_python(
         "from tensorflow.python.tools import saved_model_cli; saved_model_cli.main()",
         "show", "--dir", self.version_dir, "--all")
     self.assertEqual(process.returncode, 0, process.stderr)
@@ -130,7 +132,7 @@ class ExportTest(tf.test.TestCase):
     folder = self.create_tempdir().full_path
     images = self.images[(17, 23)]
     np.save(os.path.join(folder, "images.npy"), images)
-    process = run_helpers.run_python(
+    process = fixtures.run_python(
         "from tensorflow.python.tools import saved_model_cli; saved_model_cli.main()",
         "run", "--dir", self.version_dir, "--tag_set", "serve",
         "--signature_def", "serving_default",
@@ -183,7 +185,7 @@ class ExportTest(tf.test.TestCase):
     self.assertEqual(out["classes"].shape, (3, 32, 40))  # JPEG decodes too.
 
   def test_class_table_is_stored_in_the_saved_model(self):
-    self.assertEqual(serving.class_table(self.loaded), {
+    self.assertEqual(segmenter_lib.class_table(self.loaded), {
         "dataset": "synthetic",
         "class_names": ["background", "circle", "square", "triangle"],
         "class_colors": [[0, 0, 0], [220, 20, 60], [30, 144, 255], [255, 215, 0]]})
@@ -201,25 +203,25 @@ class ExportTest(tf.test.TestCase):
                          msg=function.signature.name)
 
   def test_versions_and_overwriting(self):
-    self.assertEqual(serving.next_version(self.export_dir), self.train_result["best_step"] + 1)
-    segmenter = serving.Segmenter(self.model, ["a", "b", "c", "d"], [[0, 0, 0]] * 4)
-    with self.assertRaises(FileExistsError):
-      serving.export_saved_model(segmenter, self.export_dir, self.train_result["best_step"])
+    self.assertEqual(segmenter_lib.next_version(self.export_dir), self.train_result["best_step"] + 1)
+    segmenter = segmenter_lib.Segmenter(self.model, ["a", "b", "c", "d"], [[0, 0, 0]] * 4)
+    with self.assertRaisesRegex(InputError, "exists"):
+      segmenter_lib.export_saved_model(segmenter, self.export_dir, self.train_result["best_step"])
     folder = self.create_tempdir().full_path
-    path = serving.export_saved_model(segmenter, folder, serving.next_version(folder))
+    path = segmenter_lib.export_saved_model(segmenter, folder, segmenter_lib.next_version(folder))
     self.assertEqual(path, os.path.join(folder, "1"))
     self.assertEqual(os.listdir(folder), ["1"])  # No temporary folder left.
-    self.assertEqual(serving.class_table(serving.load_saved_model(folder))["class_names"],
+    self.assertEqual(segmenter_lib.class_table(segmenter_lib.load_saved_model(folder))["class_names"],
                      ["a", "b", "c", "d"])
 
 
 class VoidAsClassTest(tf.test.TestCase):
 
   def test_probabilities_cover_the_real_classes_after_a_softmax_over_all(self):
-    parse_quickstart("unused", "ReSeg.void_as_class = True")
+    fixtures.parse_quickstart("unused", "ReSeg.void_as_class = True")
     model = configurables.ReSeg()
     self.assertEqual(model.num_outputs, 5)
-    segmenter = serving.Segmenter(model, ["a", "b", "c", "d"], [[0, 0, 0]] * 4)
+    segmenter = segmenter_lib.Segmenter(model, ["a", "b", "c", "d"], [[0, 0, 0]] * 4)
     images = np.random.default_rng(1).integers(0, 256, (1, 12, 20, 3), np.uint8)
     out = segmenter.serve_images(images)
     softmax = tf.nn.softmax(model(images), axis=-1).numpy()

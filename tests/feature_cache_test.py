@@ -3,12 +3,13 @@
 import json
 import os
 
-import gin
 import tensorflow as tf
 
+import gin
 from data_prep import synthetic, writer
-from reseg_tf import augment, configurables, feature_cache, input_pipeline
-from reseg_tf import model as model_lib
+from reseg_tf import configurables
+from reseg_tf.data import augment, feature_cache, input_pipeline
+from reseg_tf.model import reseg as model_lib
 
 _TINY_VGG = dict(num_classes=4, vgg_weights="random", renet_units=(4, 4),
                  upsample_filters=(3, 3))
@@ -91,8 +92,8 @@ class FeatureCacheTest(tf.test.TestCase):
           *[f"ReSeg.{k} = {v!r}" for k, v in _TINY_VGG.items()],
           "train.model_fn = @ReSeg",
           f"train.records_dir = '{self.records}'",
-          "train.batch_size = 4", "train.max_steps = 8", "train.steps_per_loop = 4",
-          "train.validate_every_steps = 8", "train.deterministic = True",
+          "train.batch_size = 4", "Schedule.max_steps = 8", "Schedule.steps_per_loop = 4",
+          "Schedule.validate_every_steps = 8", "train.deterministic = True",
           "train.input_options = @InputOptions()",
           "InputOptions.augment = @AugmentOptions()",
           "AugmentOptions.crop_size = (28, 36)",

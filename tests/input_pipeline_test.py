@@ -8,12 +8,12 @@ import io
 import json
 import os
 
-from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 from PIL import Image
 
-from reseg_tf import augment, input_pipeline, records
+from reseg_tf.data import augment, input_pipeline, records
 
 _ALL_ON = augment.AugmentOptions(
     crop_size=(10, 12), random_crop=True, flip=True, scale_range=(0.8, 1.2),

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import losses
+from reseg_tf.training import losses
 
 
 def _numpy_cross_entropy(logits, labels):

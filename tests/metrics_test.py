@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import metrics
+from reseg_tf.evaluation import metrics
 
 
 class ConfusionMatrixTest(tf.test.TestCase):

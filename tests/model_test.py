@@ -2,15 +2,15 @@
 
 import os
 
-from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
-from reseg_tf import model as model_lib
-from reseg_tf import vgg
+from reseg_tf.model import reseg as model_lib
+from reseg_tf.model import vgg
 
 # Tiny sizes keep the tests fast; the CamVid sizes are tested once.
-TINY = dict(renet_units=(4, 4), upsample_filters=(3, 3), vgg_weights='random')
+TINY = dict(renet_units=(4, 4), upsample_filters=(3, 3), vgg_weights="random")
 TINY_NO_VGG = dict(use_vgg=False, renet_units=(4, 3),
                    renet_patch_sizes=((2, 2), (2, 2)), upsample_filters=(5, 3))
 
@@ -32,15 +32,15 @@ class TransposedConvTest(tf.test.TestCase):
     x = tf.random.normal([2, 3, 4, 5])
     expected = tf.nn.conv2d_transpose(
         x, layer.w, output_shape=[2, 6, 12, 4], strides=(2, 3),
-        padding='VALID') + layer.b
+        padding="VALID") + layer.b
     self.assertAllClose(layer(x), expected, atol=1e-5)
     self.assertAllClose(model_lib.TransposedConv(5, 4, (2, 3))(x) >= 0,
                         tf.ones([2, 6, 12, 4], tf.bool))
 
   def test_parameters_and_names(self):
-    layer = model_lib.TransposedConv(200, 50, (2, 2), name='up')
+    layer = model_lib.TransposedConv(200, 50, (2, 2), name="up")
     self.assertEqual(_count(layer.trainable_variables), 2 * 2 * 200 * 50 + 50)
-    self.assertEqual(layer.w.name, 'up/w:0')
+    self.assertEqual(layer.w.name, "up/w:0")
 
 
 class Conv1x1Test(tf.test.TestCase):
@@ -49,7 +49,7 @@ class Conv1x1Test(tf.test.TestCase):
     layer = model_lib.Conv1x1(6, 3)
     layer.b.assign([1.0, -2.0, 0.5])
     x = tf.random.normal([2, 5, 7, 6])
-    expected = tf.nn.conv2d(x, layer.w[None, None], 1, 'VALID') + layer.b
+    expected = tf.nn.conv2d(x, layer.w[None, None], 1, "VALID") + layer.b
     self.assertAllClose(layer(x), expected, atol=1e-5)
 
 
@@ -57,7 +57,7 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_camvid_shapes_and_parameter_counts(self):
     net = model_lib.ReSeg(num_classes=11, void_as_class=True,
-                          vgg_weights='random')
+                          vgg_weights="random")
     images = tf.random.uniform([1, 360, 480, 3], 0, 256, tf.int32)
     logits = net(tf.cast(images, tf.uint8))
     self.assertEqual(logits.shape, (1, 360, 480, 12))
@@ -67,7 +67,7 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     #   sweep 1: 107,100 + 60,300, sweep 2 (C = 200): 90,300 + 60,300.
     # ReNet layer 2 (C = 200): 2 * (90,300 + 60,300). ReNet: 619,200.
     # Upsampling: (2*2*200*50 + 50) + (2*2*50*50 + 50) = 50,100.
-    # Classifier: 50 * 12 + 12 = 612. Total 669,912 (RESEG.md).
+    # Classifier: 50 * 12 + 12 = 612. Total 669,912 (docs/model.md).
     renet = (_gru(256, 100) + _gru(100, 100) + 3 * _gru(200, 100) +
              3 * _gru(100, 100))
     self.assertEqual(renet, 619_200)
@@ -79,9 +79,9 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_paper_variant_parameter_count(self):
     net = model_lib.ReSeg(num_classes=11, void_as_class=True,
-                          vgg_weights='random', sweep_order='vertical_first',
-                          bidirectional_mode='independent',
-                          renet_init='orthogonal')
+                          vgg_weights="random", sweep_order="vertical_first",
+                          bidirectional_mode="independent",
+                          renet_init="orthogonal")
     # Independent: both directions read the input, so every backward GRU has
     # the forward one's size: 2 * (107,100 + 90,300) + 4 * 90,300 = 756,000.
     renet = 2 * (_gru(256, 100) + _gru(200, 100)) + 4 * _gru(200, 100)
@@ -95,7 +95,7 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(_count(net.trainable_variables), 1_735_488)
 
   @parameterized.named_parameters(
-      ('vgg', TINY), ('no_vgg', TINY_NO_VGG))
+      ("vgg", TINY), ("no_vgg", TINY_NO_VGG))
   def test_odd_input_size_gives_logits_of_that_size(self, config):
     net = model_lib.ReSeg(num_classes=3, **config)
     images = tf.random.uniform([2, 97, 131, 3], 0, 255)
@@ -103,7 +103,7 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(net.stride, (4, 4))
 
   @parameterized.named_parameters(
-      ('vgg', TINY), ('no_vgg', TINY_NO_VGG))
+      ("vgg", TINY), ("no_vgg", TINY_NO_VGG))
   def test_odd_size_equals_mean_padded_then_cropped(self, config):
     net = model_lib.ReSeg(num_classes=2, **config)
     images = tf.random.uniform([1, 21, 30, 3], 0, 255)
@@ -112,8 +112,8 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     padded += mean_rgb  # [1, 24, 32, 3]: padding = the mean colour.
     self.assertAllClose(net(images), net(padded)[:, :21, :30], atol=1e-4)
 
-  @parameterized.named_parameters(('void_as_class', True, 4),
-                                  ('void_ignored', False, 3))
+  @parameterized.named_parameters(("void_as_class", True, 4),
+                                  ("void_ignored", False, 3))
   def test_void_choice_sets_number_of_outputs(self, void_as_class, k):
     net = model_lib.ReSeg(num_classes=3, void_as_class=void_as_class,
                           **TINY_NO_VGG)
@@ -137,17 +137,17 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllGreater(grad, 0.0)
 
   def test_stride_mismatch_is_an_error(self):
-    with self.assertRaisesRegex(ValueError, r'upsample by \(2, 2\).*\(4, 4\)'):
+    with self.assertRaisesRegex(ValueError, r"upsample by \(2, 2\).*\(4, 4\)"):
       model_lib.ReSeg(num_classes=2, upsample_filters=(8,), **{
-          k: v for k, v in TINY.items() if k != 'upsample_filters'})
-    with self.assertRaisesRegex(ValueError, 'same length'):
+          k: v for k, v in TINY.items() if k != "upsample_filters"})
+    with self.assertRaisesRegex(ValueError, "same length"):
       model_lib.ReSeg(num_classes=2, use_vgg=False, renet_units=(4,),
                       renet_patch_sizes=((2, 2), (2, 2)))
 
   def test_checkpoint_round_trips_every_variable(self):
     net = model_lib.ReSeg(num_classes=2, **TINY)
     path = tf.train.Checkpoint(model=net).write(
-        os.path.join(self.get_temp_dir(), 'ckpt'))
+        os.path.join(self.get_temp_dir(), "ckpt"))
     other = model_lib.ReSeg(num_classes=2, **TINY)  # New random values.
     self.assertNotAllClose(other.vgg.convs[0].w, net.vgg.convs[0].w)
     tf.train.Checkpoint(model=other).read(path).assert_consumed()
@@ -194,15 +194,15 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
       tf.random.set_seed(seed)
       return model_lib.ReSeg(num_classes=2, **TINY)
     first, again, other = build(3), build(3), build(4)
-    for a, b, c in zip(first.variables, again.variables, other.variables):
+    for a, b in zip(first.variables, again.variables):
       self.assertAllEqual(a, b, msg=a.name)
     kernels = [(a, c) for a, c in zip(first.variables, other.variables) if len(a.shape) > 1]
     self.assertTrue(all(np.any(a.numpy() != c.numpy()) for a, c in kernels))
-    self.assertIn('vgg', ' '.join(a.name for a, _ in kernels))
+    self.assertIn("vgg", " ".join(a.name for a, _ in kernels))
 
   def test_bfloat16_compute_returns_float32_logits(self):
-    net = model_lib.ReSeg(num_classes=2, compute_dtype='bfloat16',
-                          vgg_compute_dtype='bfloat16', **TINY)
+    net = model_lib.ReSeg(num_classes=2, compute_dtype="bfloat16",
+                          vgg_compute_dtype="bfloat16", **TINY)
     logits = net(tf.random.uniform([1, 8, 12, 3], 0, 255))
     self.assertEqual(logits.dtype, tf.float32)
     self.assertTrue(np.isfinite(logits.numpy()).all())
@@ -242,9 +242,9 @@ class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.parameters(0.0, -0.5, 1.5)
   def test_scale_out_of_range_is_an_error(self, scale):
-    with self.assertRaisesRegex(ValueError, 'input_scale'):
+    with self.assertRaisesRegex(ValueError, "input_scale"):
       model_lib.ReSeg(num_classes=2, input_scale=scale, **TINY_NO_VGG)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   tf.test.main()

@@ -3,10 +3,11 @@
 import os
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
-from reseg_tf import plot_curves, summaries
+from reseg_tf import plot_curves
+from reseg_tf.evaluation import summaries
 
 
 class PlotCurvesTest(tf.test.TestCase):

@@ -2,13 +2,15 @@
 
 import os
 
-import gin
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from reseg_tf import prediction, restore, serving
-from tests import run_helpers
+import gin
+from reseg_tf.common import progress
+from reseg_tf.serving import prediction, restore
+from reseg_tf.serving import segmenter as segmenter_lib
+from tests import fixtures
 
 _COLORS = [[0, 0, 0], [220, 20, 60], [30, 144, 255], [255, 215, 0]]
 
@@ -36,7 +38,7 @@ class PredictBinaryTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     root = os.path.join(tf.compat.v1.test.get_temp_dir(), "predict")
-    cls.records, cls.model_dir, _ = run_helpers.train_tiny_run(root)
+    cls.records, cls.model_dir, _ = fixtures.train_tiny_run(root)
     cls.images = write_images(os.path.join(root, "images"))
     cls.labels = os.path.join(root, "labels")
     os.makedirs(cls.labels)
@@ -44,7 +46,7 @@ class PredictBinaryTest(tf.test.TestCase):
     label[8:20, 10:30] = 2
     Image.fromarray(label).save(os.path.join(cls.labels, "rgb.png"))
     cls.output = os.path.join(root, "out_model_dir")
-    cls.process = run_helpers.run_module(
+    cls.process = fixtures.run_module(
         "reseg_tf.predict", f"--model_dir={cls.model_dir}", f"--input={cls.images}",
         f"--output_dir={cls.output}", f"--labels={cls.labels}")
 
@@ -79,12 +81,12 @@ class PredictBinaryTest(tf.test.TestCase):
 
   def test_saved_model_predicts_the_same_classes(self):
     export_dir = os.path.join(self.create_tempdir().full_path, "export")
-    restored = restore.load(self.model_dir, "best")
-    serving.export_saved_model(
-        serving.Segmenter(restored.model, ["background", "circle", "square", "triangle"],
+    restored = restore.load_run(self.model_dir, "best")
+    segmenter_lib.export_saved_model(
+        segmenter_lib.Segmenter(restored.model, ["background", "circle", "square", "triangle"],
                           _COLORS, "synthetic"), export_dir, 1)
     output = self.create_tempdir().full_path
-    process = run_helpers.run_module(
+    process = fixtures.run_module(
         "reseg_tf.predict", f"--saved_model={export_dir}",
         f"--input={os.path.join(self.images, '*.png')}", f"--output_dir={output}",
         "--contact_sheet_rows=1")
@@ -98,7 +100,7 @@ class PredictBinaryTest(tf.test.TestCase):
 
   def test_a_single_good_file_exits_zero_without_contact_sheet(self):
     output = self.create_tempdir().full_path
-    process = run_helpers.run_module(
+    process = fixtures.run_module(
         "reseg_tf.predict", f"--model_dir={self.model_dir}", "--checkpoint=latest",
         f"--input={os.path.join(self.images, 'rgb.png')}", f"--output_dir={output}")
     self.assertEqual(process.returncode, 0, process.stderr)
@@ -142,7 +144,7 @@ class PredictionLibraryTest(tf.test.TestCase):
         pass
 
     stream = Stream()
-    bar = prediction.ProgressBar(3, stream=stream)
+    bar = progress.ProgressBar(3, stream=stream)
     for _ in range(3):
       bar.update()
     self.assertIn("3/3 images", "".join(stream))

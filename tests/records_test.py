@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from reseg_tf import records
+from reseg_tf.data import records
 
 
 def _encode(array, fmt):

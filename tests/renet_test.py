@@ -3,16 +3,15 @@
 import itertools
 import os
 
-from absl.testing import parameterized
 import keras
 import numpy as np
 import tensorflow as tf
+from absl.testing import parameterized
 
-from reseg_tf import renet
-from reseg_tf import renet_fused
+from reseg_tf.model import gru, renet, renet_fused
 
-_MODES = ('independent', 'stacked')
-_ORDERS = ('horizontal_first', 'vertical_first')
+_MODES = ("independent", "stacked")
+_ORDERS = ("horizontal_first", "vertical_first")
 
 
 # ----------------------------------------------------------------------------
@@ -54,13 +53,13 @@ def np_lstm(x, w_x, w_h, b):
 
 def np_sweep(x, axis, fw, bw, core, stacked):
   """`[B, H, W, C]` -> `[B, H, W, 2U]`, bidirectional along `axis`."""
-  rnn = np_gru if core == 'gru' else np_lstm
+  rnn = np_gru if core == "gru" else np_lstm
   xt = np.moveaxis(x, axis, 0)  # [T, B, L, C]
-  t, b, l, c = xt.shape
-  xt = xt.reshape(t, b * l, c)
+  t, b, lines, c = xt.shape
+  xt = xt.reshape(t, b * lines, c)
   h_fw = rnn(xt, *fw)
   h_bw = rnn((h_fw if stacked else xt)[::-1], *bw)[::-1]
-  out = np.concatenate([h_fw, h_bw], -1).reshape(t, b, l, -1)
+  out = np.concatenate([h_fw, h_bw], -1).reshape(t, b, lines, -1)
   return np.moveaxis(out, 0, axis)
 
 
@@ -79,9 +78,9 @@ def np_weights(sweep):
 
 def np_renet(layer, x, core, order, mode):
   x = np_patches(x.astype(np.float64), *layer.patch_size)
-  axes = (2, 1) if order == 'horizontal_first' else (1, 2)
+  axes = (2, 1) if order == "horizontal_first" else (1, 2)
   for sweep, axis in zip((layer.first_sweep, layer.second_sweep), axes):
-    x = np_sweep(x, axis, *np_weights(sweep), core, mode == 'stacked')
+    x = np_sweep(x, axis, *np_weights(sweep), core, mode == "stacked")
   return x
 
 
@@ -96,13 +95,13 @@ def _randomize(module, seed, scale=0.5):
 
 
 def _run(fn, execution, *args):
-  if execution == 'eager':
+  if execution == "eager":
     return fn(*args)
-  return tf.function(fn, jit_compile=execution == 'jit')(*args)
+  return tf.function(fn, jit_compile=execution == "jit")(*args)
 
 
-def _layer_cases(cores=('gru', 'lstm')):
-  return [dict(testcase_name=f'{c}_{m}_{o}_{p[0]}x{p[1]}', core=c, mode=m,
+def _layer_cases(cores=("gru", "lstm")):
+  return [dict(testcase_name=f"{c}_{m}_{o}_{p[0]}x{p[1]}", core=c, mode=m,
                order=o, patch=p)
           for c, m, o, p in itertools.product(cores, _MODES, _ORDERS,
                                               ((1, 1), (2, 2)))]
@@ -114,7 +113,7 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     super().setUp()
     tf.random.set_seed(0)
 
-  def _layer(self, core='gru', mode='stacked', order='horizontal_first',
+  def _layer(self, core="gru", mode="stacked", order="horizontal_first",
              patch=(1, 1), channels=3, units=4, **kwargs):
     layer = renet.ReNetLayer(channels, units, patch_size=patch, core=core,
                              sweep_order=order, bidirectional_mode=mode,
@@ -129,14 +128,14 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     want = np_renet(layer, x, core, order, mode)
     self.assertEqual(want.shape, (2, 5 // patch[0] + (5 % patch[0] > 0),
                                   3 // patch[1] + (3 % patch[1] > 0), 8))
-    implementations = ('scan', 'fused') if core == 'gru' else ('scan',)
+    implementations = ("scan", "fused") if core == "gru" else ("scan",)
     for implementation, execution in itertools.product(
-        implementations, ('eager', 'function', 'jit')):
+        implementations, ("eager", "function", "jit")):
       layer.implementation = implementation
       got = _run(layer, execution, tf.constant(x))
       self.assertEqual(got.dtype, tf.float32)
       self.assertLess(np.abs(got.numpy() - want).max(), 1e-5,
-                      msg=f'{implementation} {execution}')
+                      msg=f"{implementation} {execution}")
 
   def test_gru_matches_keras_with_negated_update_gate(self):
     c, u, t, n = 3, 5, 7, 4
@@ -154,14 +153,14 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     keras_gru.set_weights([keras_order(w_x), keras_order(w_h),
                            np.stack([keras_order(b), np.zeros_like(b)])])
     want = keras_gru(x).numpy()  # [N, T, U]
-    gx = renet.project(tf.transpose(x, [1, 0, 2]), core.w_x, core.b)
-    got = renet.run_recurrence('gru', gx[:, None], core.w_h[None])[:, 0]
+    gx = gru.project(tf.transpose(x, [1, 0, 2]), core.w_x, core.b)
+    got = renet.run_recurrence("gru", gx[:, None], core.w_h[None])[:, 0]
     self.assertAllClose(tf.transpose(got, [1, 0, 2]), want, atol=1e-5)
 
   @parameterized.product(mode=_MODES, order=_ORDERS,
-                         implementation=('scan', 'fused'))
+                         implementation=("scan", "fused"))
   def test_xla_gradients_match_uncompiled(self, mode, order, implementation):
-    layer = self._layer('gru', mode, order, patch=(2, 2))
+    layer = self._layer("gru", mode, order, patch=(2, 2))
     layer.implementation = implementation
     x = tf.random.normal([2, 5, 3, 3])
     w = tf.random.normal([2, 3, 2, 8])
@@ -177,25 +176,25 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     for g_want, g_got in zip(want, got):
       self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5)
 
-  @parameterized.product(core_impl=(('gru', 'fused'), ('gru', 'scan'),
-                                    ('lstm', 'scan')),
+  @parameterized.product(core_impl=(("gru", "fused"), ("gru", "scan"),
+                                    ("lstm", "scan")),
                          mode=_MODES, axis=(1, 2))
   def test_sweep_gradients_match_finite_differences(self, core_impl, mode,
                                                     axis):
     core, implementation = core_impl
     rng = np.random.default_rng(5)
     c, u = 2, 3
-    g = (3 if core == 'gru' else 4) * u
-    c_bw = u if mode == 'stacked' else c
+    g = (3 if core == "gru" else 4) * u
+    c_bw = u if mode == "stacked" else c
     args = [rng.normal(size=s) for s in ([1, 2, 3, c], [c, g], [u, g], [g],
                                          [c_bw, g], [u, g], [g])]
-    sweep = (renet.scan_sweep if implementation == 'scan'
+    sweep = (renet.scan_sweep if implementation == "scan"
              else renet_fused.gru_sweep)
 
     def f(x, *weights):
-      kwargs = dict(core=core) if implementation == 'scan' else {}
+      kwargs = dict(core=core) if implementation == "scan" else {}
       out = sweep(x, axis, weights[:3], weights[3:],
-                  backward_reads_forward=mode == 'stacked', **kwargs)
+                  backward_reads_forward=mode == "stacked", **kwargs)
       return tf.reduce_sum(tf.sin(out))  # A non-linear read of every output.
 
     theoretical, numerical = tf.test.compute_gradient(
@@ -205,7 +204,7 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.product(mode=_MODES, order=_ORDERS)
   def test_fused_gradients_match_scan(self, mode, order):
-    layer = self._layer('gru', mode, order, patch=(2, 2))
+    layer = self._layer("gru", mode, order, patch=(2, 2))
     x = tf.random.normal([2, 5, 3, 3])
     w = tf.random.normal([2, 3, 2, 8])
 
@@ -216,11 +215,11 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
         loss = tf.reduce_sum(layer(x) * w)
       return tape.gradient(loss, [x] + list(layer.trainable_variables))
 
-    for g_fused, g_scan in zip(grads(x, 'fused'), grads(x, 'scan')):
+    for g_fused, g_scan in zip(grads(x, "fused"), grads(x, "scan")):
       self.assertAllClose(g_fused, g_scan, atol=1e-5, rtol=1e-5)
 
   def test_unknown_batch_size_falls_back_to_scan(self):
-    layer = self._layer('gru', 'independent')
+    layer = self._layer("gru", "independent")
     x = tf.random.normal([2, 5, 3, 3])
     fn = tf.function(layer, input_signature=[
         tf.TensorSpec([None, 5, 3, 3], tf.float32)])
@@ -237,8 +236,8 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(got, renet.extract_patches(x, (2, 2)))
 
   @parameterized.product(mode=_MODES, order=_ORDERS,
-                         core_impl=(('gru', 'fused'), ('gru', 'scan'),
-                                    ('lstm', 'scan')))
+                         core_impl=(("gru", "fused"), ("gru", "scan"),
+                                    ("lstm", "scan")))
   def test_every_output_depends_on_input_pixel_0_0(self, mode, order,
                                                   core_impl):
     core, implementation = core_impl
@@ -257,9 +256,9 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllGreater(tf.reduce_max(tf.abs(grad_0_0), axis=-1), 1e-6)
 
   def test_orthogonal_init_is_orthogonal_per_gate(self):
-    for core, gates in (('gru', 3), ('lstm', 4)):
-      layer = renet.ReNetLayer(3, 6, core=core, init='orthogonal')
-      for w_h in [v for v in layer.variables if 'w_h' in v.name]:
+    for core, gates in (("gru", 3), ("lstm", 4)):
+      layer = renet.ReNetLayer(3, 6, core=core, init="orthogonal")
+      for w_h in [v for v in layer.variables if "w_h" in v.name]:
         for block in np.split(w_h.numpy(), gates, axis=1):
           self.assertAllClose(block.T @ block, np.eye(6), atol=1e-5)
 
@@ -273,7 +272,8 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     # Original code: GRU with one bias per gate, stacked directions.
     layer1 = renet.ReNetLayer(256, 100)
     layer2 = renet.ReNetLayer(200, 100)
-    count = lambda m: sum(int(np.prod(v.shape)) for v in m.trainable_variables)
+    def count(module):
+      return sum(int(np.prod(v.shape)) for v in module.trainable_variables)
     self.assertEqual(count(layer1), 318_000)
     self.assertEqual(count(layer2), 301_200)
     # + 2x2 transposed convs 200->50, 50->50 and a 1x1 conv 50->12.
@@ -281,22 +281,22 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(count(layer1) + count(layer2) + head, 669_912)
     self.assertEqual(layer1.output_channels, 200)
     self.assertEqual(layer1.first_sweep.backward.w_x.shape, (100, 300))
-    independent = renet.ReNetLayer(256, 100, bidirectional_mode='independent')
+    independent = renet.ReNetLayer(256, 100, bidirectional_mode="independent")
     self.assertEqual(independent.first_sweep.backward.w_x.shape, (256, 300))
 
   def test_variable_names_are_short(self):
-    layer = renet.ReNetLayer(3, 4, name='renet1')
+    layer = renet.ReNetLayer(3, 4, name="renet1")
     names = sorted(v.name for v in layer.variables)
-    self.assertIn('renet1/first_sweep/forward/w_x:0', names)
-    self.assertIn('renet1/second_sweep/backward/b:0', names)
+    self.assertIn("renet1/first_sweep/forward/w_x:0", names)
+    self.assertIn("renet1/second_sweep/backward/b:0", names)
     self.assertLen(names, 12)
 
   def test_checkpoint_round_trip(self):
-    layer = self._layer(mode='independent')
+    layer = self._layer(mode="independent")
     x = tf.random.normal([1, 3, 4, 3])
     path = tf.train.Checkpoint(layer=layer).write(
-        os.path.join(self.get_temp_dir(), 'ckpt'))
-    other = renet.ReNetLayer(3, 4, bidirectional_mode='independent')
+        os.path.join(self.get_temp_dir(), "ckpt"))
+    other = renet.ReNetLayer(3, 4, bidirectional_mode="independent")
     self.assertNotAllClose(other(x), layer(x))
     tf.train.Checkpoint(layer=other).read(path).assert_consumed()
     for a, b in zip(layer.variables, other.variables):
@@ -323,15 +323,15 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
       self.assertLess(float(tf.norm(g16 - g32) / tf.norm(g32)), 3e-2)
 
   def test_invalid_arguments_raise(self):
-    with self.assertRaisesRegex(ValueError, 'core'):
-      renet.ReNetLayer(3, 4, core='rnn')
-    with self.assertRaisesRegex(ValueError, 'sweep_order'):
-      renet.ReNetLayer(3, 4, sweep_order='diagonal')
-    with self.assertRaisesRegex(ValueError, 'bidirectional_mode'):
-      renet.ReNetLayer(3, 4, bidirectional_mode='both')
-    with self.assertRaisesRegex(ValueError, 'init'):
-      renet.ReNetLayer(3, 4, init='zeros')
+    with self.assertRaisesRegex(ValueError, "core"):
+      renet.ReNetLayer(3, 4, core="rnn")
+    with self.assertRaisesRegex(ValueError, "sweep_order"):
+      renet.ReNetLayer(3, 4, sweep_order="diagonal")
+    with self.assertRaisesRegex(ValueError, "bidirectional_mode"):
+      renet.ReNetLayer(3, 4, bidirectional_mode="both")
+    with self.assertRaisesRegex(ValueError, "init"):
+      renet.ReNetLayer(3, 4, init="zeros")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
   tf.test.main()

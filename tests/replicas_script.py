@@ -17,7 +17,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from reseg_tf import model, steps  # pylint: disable=wrong-import-position
+from reseg_tf.model import reseg as model  # noqa: E402  (after the devices are set)
+from reseg_tf.training import train_step  # noqa: E402
 
 TINY = dict(num_classes=3, void_as_class=False, use_vgg=False, renet_units=(4, 4),
             renet_patch_sizes=((2, 2), (1, 1)), upsample_filters=(5,),
@@ -32,7 +33,7 @@ def one_step(devices, batch, initial, options):
     optimizer.build(net.trainable_variables)
   for variable, value in zip(net.trainable_variables, initial):
     variable.assign(value)
-  loop = steps.make_train_loop(strategy, net, optimizer, options)
+  loop = train_step.make_train_loop(strategy, net, optimizer, options)
   dataset = strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(batch).repeat())
   loss = float(loop(iter(dataset), tf.constant(1)))
@@ -48,8 +49,8 @@ def main():
   initial = [v.numpy() for v in model.ReSeg(**TINY).trainable_variables]
   report = {}
   for name, options in (
-      ("plain", steps.LossOptions(global_batch_size=4)),
-      ("decay_weights_clip", steps.LossOptions(
+      ("plain", train_step.LossOptions(global_batch_size=4)),
+      ("decay_weights_clip", train_step.LossOptions(
           global_batch_size=4, weight_decay=1e-2, clip_norm=0.5,
           class_weights=np.array([0.5, 2.0, 1.0], np.float32)))):
     loss1, grads1 = one_step(["/cpu:0"], batch, initial, options)

@@ -7,7 +7,7 @@ import re
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from reseg_tf import results
+from reseg_tf.evaluation import results
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,35 +7,14 @@ import signal
 import subprocess
 import sys
 
-import gin
 import tensorflow as tf
 
-from data_prep import synthetic, writer
-from reseg_tf import (configurables, input_pipeline, metrics, plot_curves, summaries,
-                      trainer)
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_QUICKSTART = os.path.join(_ROOT, "gin", "quickstart.gin")
-
-
-def build_synthetic(records_dir, sizes=(96, 24, 0), image_size=(32, 40)):
-  writer.write_dataset(synthetic.plan(0, sizes, image_size), records_dir,
-                       num_shards=4, log=lambda _: None)
-  return records_dir
-
-
-def parse_quickstart(records_dir, *bindings):
-  gin.clear_config()
-  gin.parse_config_files_and_bindings(
-      [_QUICKSTART], [f"train.records_dir = '{records_dir}'", *bindings])
-
-
-def checkpoint_values(path):
-  reader = tf.train.load_checkpoint(path)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()
-          # save_counter counts saves, which a resumed run makes more of.
-          if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
+import gin
+from reseg_tf import configurables, plot_curves
+from reseg_tf.data import input_pipeline
+from reseg_tf.evaluation import metrics, summaries
+from reseg_tf.training import trainer
+from tests import fixtures
 
 
 def mean_iou(model, records_dir):
@@ -61,12 +40,12 @@ class QuickstartTrainingTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     root = tf.compat.v1.test.get_temp_dir()
-    cls.records = build_synthetic(os.path.join(root, "synthetic"))
+    cls.records = fixtures.build_synthetic(os.path.join(root, "synthetic"))
     cls.model_dir = os.path.join(root, "quickstart")
-    parse_quickstart(cls.records, "train.max_steps = 96",
-                     "train.validate_every_steps = 48", "train.steps_per_loop = 16")
+    fixtures.parse_quickstart(cls.records, "Schedule.max_steps = 96",
+                     "Schedule.validate_every_steps = 48", "Schedule.steps_per_loop = 16")
     cls.result = configurables.train(model_dir=cls.model_dir)
-    parse_quickstart(cls.records)
+    fixtures.parse_quickstart(cls.records)
     cls.untrained_miou = mean_iou(configurables.ReSeg(), cls.records)
 
   def test_learns_well_above_chance(self):
@@ -91,7 +70,7 @@ class QuickstartTrainingTest(tf.test.TestCase):
     with open(os.path.join(self.model_dir, "operative_config.gin")) as f:
       config = f.read()
     self.assertIn("ReSeg.renet_units = (24, 24)", config)
-    self.assertIn("train.max_steps = 96", config)
+    self.assertIn("Schedule.max_steps = 96", config)
     self.assertEqual(tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints")),
                      os.path.join(self.model_dir, "checkpoints", "ckpt-96"))
     self.assertIsNotNone(tf.train.latest_checkpoint(os.path.join(self.model_dir, "best")))
@@ -103,22 +82,22 @@ class ResumeTest(tf.test.TestCase):
 
   def test_stopped_and_resumed_run_equals_uninterrupted_run(self):
     root = self.create_tempdir().full_path
-    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(40, 8, 0))
-    bindings = ("train.validate_every_steps = 5", "train.steps_per_loop = 2",
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(40, 8, 0))
+    bindings = ("Schedule.validate_every_steps = 5", "Schedule.steps_per_loop = 2",
                 "train.batch_size = 8", "train.deterministic = True",
-                "train.learning_rate_drop_epochs = (1, 2)",
-                "train.learning_rate_drop_factor = 0.5")
+                "Schedule.learning_rate_drop_epochs = (1, 2)",
+                "Schedule.learning_rate_drop_factor = 0.5")
     # 40 images / 8 = 5 steps per epoch: stop mid-epoch, at step 7, after
     # the first learning-rate drop.
-    parse_quickstart(records, "train.max_steps = 12", *bindings)
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 12", *bindings)
     configurables.train(model_dir=os.path.join(root, "straight"))
-    parse_quickstart(records, "train.max_steps = 7", *bindings)
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 7", *bindings)
     configurables.train(model_dir=os.path.join(root, "resumed"))
-    parse_quickstart(records, "train.max_steps = 12", *bindings)
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 12", *bindings)
     result = configurables.train(model_dir=os.path.join(root, "resumed"))
     self.assertEqual(result["step"], 12)
-    straight = checkpoint_values(os.path.join(root, "straight", "checkpoints", "ckpt-12"))
-    resumed = checkpoint_values(os.path.join(root, "resumed", "checkpoints", "ckpt-12"))
+    straight = fixtures.checkpoint_values(os.path.join(root, "straight", "checkpoints", "ckpt-12"))
+    resumed = fixtures.checkpoint_values(os.path.join(root, "resumed", "checkpoints", "ckpt-12"))
     self.assertCountEqual(straight, resumed)
     for name in straight:  # Weights, Adam slots, iterations, early-stopping state.
       self.assertAllEqual(straight[name], resumed[name], msg=name)
@@ -137,28 +116,28 @@ class FailureTest(tf.test.TestCase):
 
   def test_non_finite_loss_stops_with_a_clear_error(self):
     root = self.create_tempdir().full_path
-    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
-    parse_quickstart(records, "train.max_steps = 4", "train.steps_per_loop = 2",
-                     "train.class_weighting = 'explicit'",
-                     "train.explicit_class_weights = (1e400, 1.0, 1.0, 1.0)")
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 4", "Schedule.steps_per_loop = 2",
+                     "Optimisation.class_weighting = 'explicit'",
+                     "Optimisation.explicit_class_weights = (1e400, 1.0, 1.0, 1.0)")
     with self.assertRaisesRegex(trainer.NonFiniteLossError, "loss is (nan|inf) at step 2"):
       configurables.train(model_dir=os.path.join(root, "run"))
     self.assertNotEmpty(glob.glob(os.path.join(root, "run", "nonfinite", "state*")))
 
   def test_sigterm_writes_a_checkpoint_and_exits_cleanly(self):
     root = self.create_tempdir().full_path
-    records = build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
     model_dir = os.path.join(root, "run")
     process = subprocess.Popen(
-        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={_QUICKSTART}",
+        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
          f"--gin_bindings=train.records_dir = '{records}'",
-         "--gin_bindings=train.max_steps = 100000", "--gin_bindings=train.steps_per_loop = 1",
-         "--gin_bindings=train.log_every_seconds = 0", f"--model_dir={model_dir}"],
-        cwd=_ROOT, stderr=subprocess.PIPE, text=True,
+         "--gin_bindings=Schedule.max_steps = 100000", "--gin_bindings=Schedule.steps_per_loop = 1",
+         "--gin_bindings=Checkpointing.log_every_seconds = 0", f"--model_dir={model_dir}"],
+        cwd=fixtures.ROOT, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
       for line in process.stderr:  # Wait until training is under way.
-        if "step 3/" in line:
+        if "step: 3/" in line:
           break
       process.send_signal(signal.SIGTERM)
       _, stderr = process.communicate(timeout=120)
@@ -173,35 +152,10 @@ class FailureTest(tf.test.TestCase):
                      os.path.join(model_dir, "checkpoints", f"ckpt-{result['step']}"))
 
 
-class EarlyStoppingTest(tf.test.TestCase):
-
-  def test_the_original_codes_rule(self):
-    # Patience 2 after epoch 3: improvements reset the count; no stop before
-    # epoch 3 however long the plateau.
-    rule = trainer._EarlyStopping(min_epochs=3, patience=2)
-    self.assertTrue(rule.update(0.5))
-    self.assertFalse(rule.update(0.5))  # Equal is not better.
-    self.assertFalse(rule.update(0.4))
-    self.assertFalse(rule.should_stop(epoch=2))
-    self.assertTrue(rule.should_stop(epoch=3))
-    self.assertTrue(rule.update(0.6))
-    self.assertFalse(rule.should_stop(epoch=10))
-    self.assertAllClose(rule.best.numpy(), 0.6)
-
-
-class LearningRateDropTest(tf.test.TestCase):
-
-  def test_step_decay_by_epoch(self):
-    rates = [trainer.learning_rate_at(epoch, 1e-3, (50, 55), 0.1)
-             for epoch in (0, 49, 50, 54, 55, 59)]
-    self.assertAllClose(rates, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
-    self.assertEqual(trainer.learning_rate_at(7, 0.5, (), 0.1), 0.5)
-
-
 class GinFilesTest(tf.test.TestCase):
 
   def test_every_training_gin_file_parses_and_builds_its_model(self):
-    for path in sorted(glob.glob(os.path.join(_ROOT, "gin", "*.gin"))):
+    for path in sorted(glob.glob(os.path.join(fixtures.ROOT, "gin", "*.gin"))):
       with self.subTest(os.path.basename(path)):
         gin.clear_config()
         gin.parse_config_files_and_bindings(
@@ -209,6 +163,36 @@ class GinFilesTest(tf.test.TestCase):
         model = configurables.ReSeg()
         self.assertEqual(model(tf.zeros([1, 16, 24, 3])).shape[:3], (1, 16, 24))
         self.assertTrue(gin.query_parameter("train.records_dir").startswith("data/"))
+
+
+class LegacyConfigTest(tf.test.TestCase):
+  """Configurations written before the trainer's option groups and the
+  subpackages (flat `train.max_epochs`, `train.strategy`) still work."""
+
+  def test_an_operative_config_from_before_the_move_builds_its_model(self):
+    config = os.path.join(fixtures.ROOT, "tests", "testdata",
+                          "operative_config_before_subpackages.gin")
+    gin.clear_config()
+    gin.parse_config_files_and_bindings([config], ["ReSeg.vgg_weights = 'random'"])
+    self.assertEqual(gin.query_parameter("train.max_epochs"), 100)
+    model = configurables.ReSeg()
+    self.assertEqual(sum(int(tf.size(v)) for v in model.trainable_variables), 776_202)
+
+  def test_flat_bindings_reach_their_option_group(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    fixtures.parse_quickstart(records, "train.max_steps = 3", "train.steps_per_loop = 1",
+                              "train.validate_every_steps = 3", "train.strategy = 'auto'")
+    result = configurables.train(model_dir=os.path.join(root, "run"))
+    self.assertEqual(result["step"], 3)
+    self.assertEqual(result["best_step"], 3)
+
+  def test_an_unknown_flat_binding_is_an_error(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    fixtures.parse_quickstart(records, "train.max_epoch = 3")
+    with self.assertRaisesRegex(TypeError, "max_epoch"):
+      configurables.train(model_dir=os.path.join(root, "run"))
 
 
 if __name__ == "__main__":

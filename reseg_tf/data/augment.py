@@ -1,6 +1,6 @@
 """Joint image/label augmentation: pure functions for tf.data.
 
-The paper trained without augmentation (RESEG.md), so every option of
+The paper trained without augmentation (docs/protocol.md), so every option of
 `AugmentOptions` is off by default; these ops are for the other datasets and
 for experiments. Every random op has the form
 
@@ -28,7 +28,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from reseg_tf.records import IGNORE_LABEL
+from reseg_tf.data.records import IGNORE_LABEL
 
 Fill = Union[float, Sequence[float]]
 

@@ -27,9 +27,9 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import augment as augment_lib
-from reseg_tf import input_pipeline, records
-from reseg_tf.progress import RateLog
+from reseg_tf.common.progress import RateLog
+from reseg_tf.data import augment as augment_lib
+from reseg_tf.data import input_pipeline, records
 
 INFO_FILE = "cache.json"
 # Bytes of cached examples the shuffle buffer may hold (CamVid's fp32

@@ -39,8 +39,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import augment as augment_lib
-from reseg_tf import records
+from reseg_tf.data import augment as augment_lib
+from reseg_tf.data import records
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -330,7 +330,15 @@ def _replicas_per_pipeline(input_context: Optional[tf.distribute.InputContext]) 
   return max(1, input_context.num_replicas_in_sync // input_context.num_input_pipelines)
 
 
-def _derive_seeds(seed: int, count: int) -> list:
-  """`count` independent tf.data seeds (int64) from one seed."""
-  state = np.random.SeedSequence(int(seed) % 2**64).generate_state(count, np.uint64)
+def _derive_seeds(seed, count: int) -> list:
+  """`count` independent tf.data seeds (int64) from one seed (an int, or a
+  tuple of ints mixed together)."""
+  entropy = [int(s) % 2**64 for s in seed] if isinstance(seed, tuple) else int(seed) % 2**64
+  state = np.random.SeedSequence(entropy).generate_state(count, np.uint64)
   return [int(s >> np.uint64(1)) for s in state]  # Non-negative int64.
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+  """The seed of one epoch's pipeline: independent across epochs, and
+  depending only on (seed, epoch), so a resumed run sees the same batches."""
+  return _derive_seeds((seed, epoch), 1)[0]

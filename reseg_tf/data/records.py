@@ -23,6 +23,8 @@ import os
 
 import tensorflow as tf
 
+from reseg_tf.common.errors import InputError, MissingFileError
+
 IGNORE_LABEL = 255
 METADATA_FILENAME = "metadata.json"
 
@@ -113,11 +115,18 @@ def shard_pattern(records_dir: str, split: str) -> str:
 
 
 def load_metadata(records_dir: str) -> dict:
-  """Reads `metadata.json` written beside the shards by `data_prep.build`."""
+  """Reads `metadata.json` written beside the shards by `data_prep.build`.
+
+  Raises:
+    MissingFileError: no metadata.json (records not built, or another folder).
+    InputError: it is not valid JSON.
+  """
   path = os.path.join(records_dir, METADATA_FILENAME)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
-        f"{path} not found: build the records first with "
-        "`python -m data_prep.build --dataset=...`")
+    raise MissingFileError(path, "not found: build the records first with "
+                           "`python -m data_prep.build --dataset=...`")
   with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise InputError(path, f"not valid JSON ({e})") from None

@@ -2,7 +2,7 @@
 
 `evaluate` streams every example of a split through the model and sums one
 confusion matrix, with the trainer's own evaluation step
-(`steps.make_eval_step`) and metric code (`metrics.confusion_matrix`,
+(`eval_step.make_eval_step`) and metric code (`metrics.confusion_matrix`,
 `metrics.scores`), so its numbers are the ones the trainer logs for the same
 checkpoint and split. The last batch is completed with padding examples
 that do not count (`input_pipeline.make_eval_dataset`): every image is
@@ -16,17 +16,21 @@ once per distinct size).
 
 `format_table` prints per-class accuracy and IoU with the class names and,
 for the paper's three datasets (metadata.json's "dataset": camvid, horse,
-flowers), the published ReSeg numbers beside ours (RESEG.md).
+flowers), the published ReSeg numbers beside ours (docs/protocol.md,
+"Published results").
 """
 
+import json
 import math
+import os
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import input_pipeline, metrics, records, steps
-from reseg_tf.progress import RateLog
+from reseg_tf.common.progress import RateLog
+from reseg_tf.data import input_pipeline, records
+from reseg_tf.evaluation import eval_step, metrics
 
 # ReSeg's published results (Visin et al. 2016, tables 1-3), as fractions.
 PAPER_RESULTS = {
@@ -63,7 +67,7 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
     pad_to_size: "max" (as the trainer) or None (each image at its own
       size, batch 1); see the module docstring.
     jit_compile: compile the model's trainable part with XLA; None: as the
-      trainer decides (`steps.default_jit_compile()`).
+      trainer decides (`eval_step.default_jit_compile()`).
     log: where progress lines go.
     log_every_seconds: how often a progress line is written.
 
@@ -91,8 +95,8 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
     batch_size = 1
   # The default strategy: one device, no replicas; the step is the trainer's.
   if jit_compile is None:
-    jit_compile = steps.default_jit_compile()
-  step = steps.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
+    jit_compile = eval_step.default_jit_compile()
+  step = eval_step.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
                               jit_compile=jit_compile)
   dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,
                                              pad_to_size=pad_to_size)
@@ -109,6 +113,36 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
   result.update(confusion_matrix=confusion.tolist(), num_images=num_images,
                 split=split)
   return result
+
+
+def evaluate_report(restored, records_dir: str, split: str, batch_size: int,
+                    **evaluate_options) -> dict:
+  """`evaluate` of a restored model (`serving.restore.Restored`), with where
+  the numbers come from: checkpoint, step, records, dataset, batch size and
+  the paper's numbers for the dataset."""
+  result = evaluate(restored.model, records_dir, split, batch_size, **evaluate_options)
+  dataset = records.load_metadata(records_dir).get("dataset", "")
+  pad_to_size = evaluate_options.get("pad_to_size", "max")
+  return json_ready({
+      "checkpoint": restored.checkpoint, "step": restored.step, "split": split,
+      "records_dir": records_dir, "dataset": dataset, "batch_size": batch_size,
+      "pad_to_size": pad_to_size or "none", **result, "paper": paper_results(dataset)})
+
+
+def default_output(restored, split: str, published: bool) -> str:
+  """Where a report goes unless told: beside a run's checkpoints, or under
+  `eval/<name>/` of the working folder for a published model (whose folder
+  belongs to the repository)."""
+  if published:
+    return os.path.join("eval", restored.name, f"{split}.json")
+  return os.path.join(restored.folder or ".", "eval",
+                      f"{split}-{os.path.basename(restored.checkpoint)}.json")
+
+
+def write_report(report: dict, path: str):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(report, f, indent=1)
 
 
 def paper_results(dataset: str) -> Optional[dict]:

@@ -1,4 +1,4 @@
-"""The paper's segmentation metrics, from a confusion matrix (RESEG.md).
+"""The paper's segmentation metrics, from a confusion matrix (docs/protocol.md).
 
 The confusion matrix is accumulated batch by batch (and summed across
 replicas) with `confusion_matrix`, a TensorFlow function; every score is
@@ -15,7 +15,7 @@ an error for its true class, as in the original evaluation.
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf.records import IGNORE_LABEL
+from reseg_tf.data.records import IGNORE_LABEL
 
 # The summary scores of `scores`, with the names tables and plots give them
 # (foreground_iou only for two-class problems).

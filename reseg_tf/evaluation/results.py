@@ -22,7 +22,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from reseg_tf import metrics, summaries
+from reseg_tf.evaluation import metrics, summaries
 
 # What a results entry keeps of an evaluation report.
 _METRICS = (*metrics.SUMMARY_METRICS, "per_class_accuracy", "per_class_iou",
@@ -55,22 +55,34 @@ def hardware() -> str:
           f"{f'{len(gpus)} GPU(s)' if gpus else 'no GPU'}")
 
 
-def run_entry(report: dict, model_dir: Optional[str], command: str) -> dict:
-  """One results entry from an evaluation report (reseg_tf/evaluate.py)."""
+def training_budget(model_dir: str, step: Optional[int]) -> dict:
+  """The epoch of `step`, the steps trained and the training hours of a run
+  (from its train_result.json and TensorBoard events), as far as known."""
+  budget = {}
+  summary_path = os.path.join(model_dir, "train_result.json")
+  if os.path.exists(summary_path):
+    with open(summary_path) as f:
+      summary = json.load(f)
+    steps_per_epoch = summary.get("steps_per_epoch")
+    if steps_per_epoch and step is not None:
+      budget["epoch"] = step / steps_per_epoch
+    budget["trained_steps"] = summary.get("step")
+  seconds = training_seconds(model_dir)
+  budget["training_hours"] = None if seconds is None else seconds / 3600
+  return budget
+
+
+def run_entry(report: dict, restored, command: str) -> dict:
+  """One results entry from an evaluation report (reseg_tf/evaluate.py) of
+  a restored model (`serving.restore.Restored`): a published model carries
+  its training budget in model_info.json, a run in its folder."""
   entry = {"dataset": report.get("dataset"), "split": report.get("split"),
            "checkpoint": report.get("checkpoint"), "step": report.get("step"),
            **{k: report[k] for k in _METRICS if k in report}}
-  if model_dir:
-    summary_path = os.path.join(model_dir, "train_result.json")
-    if os.path.exists(summary_path):
-      with open(summary_path) as f:
-        summary = json.load(f)
-      steps_per_epoch = summary.get("steps_per_epoch")
-      if steps_per_epoch and entry["step"] is not None:
-        entry["epoch"] = entry["step"] / steps_per_epoch
-      entry["trained_steps"] = summary.get("step")
-    seconds = training_seconds(model_dir)
-    entry["training_hours"] = None if seconds is None else seconds / 3600
+  if "training" in restored.info:
+    entry.update(restored.info["training"])
+  elif restored.folder:
+    entry.update(training_budget(restored.folder, entry["step"]))
   entry.update(hardware=hardware(), tensorflow=tf.__version__,
                date=datetime.date.today().isoformat(), command=command)
   return entry

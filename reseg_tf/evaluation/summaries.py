@@ -8,8 +8,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
 
-from reseg_tf.metrics import SUMMARY_METRICS
-from reseg_tf.records import IGNORE_LABEL
+from reseg_tf.data.records import IGNORE_LABEL
+from reseg_tf.evaluation.metrics import SUMMARY_METRICS
 
 VOID_COLOR = (0, 0, 0)
 

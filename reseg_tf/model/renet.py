@@ -6,8 +6,9 @@ sec. 3.1), itself from ReNet (Visin et al. 2015, arXiv:1505.00393).
 The input map is cut into non-overlapping patches; a bidirectional RNN sweeps
 every row (or column) of patches, and a second bidirectional RNN sweeps the
 other axis of the result. Where the paper and the authors' Theano code differ,
-both behaviours are offered (see RESEG.md); the defaults follow the code, which
-produced the published CamVid numbers:
+both behaviours are offered (docs/model.md, "Where the paper and the original
+code differ, and what we do"); the defaults follow the code, which produced
+the published CamVid numbers:
 
 | switch               | paper                  | original code (default)         |
 |----------------------|------------------------|---------------------------------|
@@ -29,22 +30,22 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import renet_fused
+from reseg_tf.model import gru, renet_fused
 
 # Gate order inside the fused `[C, G*U]` weights.
-GRU_GATES = ('r', 'u', 'c')  # reset, update, candidate.
-LSTM_GATES = ('i', 'f', 'c', 'o')  # input, forget, cell candidate, output.
+GRU_GATES = ("r", "u", "c")  # reset, update, candidate.
+LSTM_GATES = ("i", "f", "c", "o")  # input, forget, cell candidate, output.
 # Original code: lasagne.init.Normal(0.1) for every weight (0.1 is the std).
 _NORMAL_STDDEV = 0.1
 
-Weights = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # (w_x, w_h, b)
+Weights = gru.Weights
 
 
 def _recurrent_init(init: str, units: int, num_gates: int) -> tf.Tensor:
   """Recurrent weights `[U, G*U]`: N(0, 0.1), or one orthogonal block a gate."""
-  if init == 'normal':
+  if init == "normal":
     return tf.random.normal([units, num_gates * units], stddev=_NORMAL_STDDEV)
-  if init == 'orthogonal':
+  if init == "orthogonal":
     blocks = []
     for _ in range(num_gates):
       q, r = tf.linalg.qr(tf.random.normal([units, units]))
@@ -52,29 +53,6 @@ def _recurrent_init(init: str, units: int, num_gates: int) -> tf.Tensor:
       blocks.append(q * tf.sign(tf.linalg.diag_part(r))[tf.newaxis, :])
     return tf.concat(blocks, axis=1)
   raise ValueError(f"init must be 'normal' or 'orthogonal', got {init!r}.")
-
-
-def gru_step(h: tf.Tensor, gates_x: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
-  """One GRU step in the original code's form (reset applied to `h @ w_hc`).
-
-  r = sigmoid(x w_xr + h w_hr + b_r); u = sigmoid(x w_xu + h w_hu + b_u);
-  c = tanh(x w_xc + r * (h w_hc) + b_c); h' = (1 - u) * h + u * c.
-
-  Args:
-    h: `[..., N, U]` previous state.
-    gates_x: `[..., N, 3U]` input projection `x @ w_x + b` for this step.
-    w_h: `[..., U, 3U]` recurrent weights (leading axes broadcast with `h`).
-
-  Returns:
-    `[..., N, U]` new state.
-  """
-  gates_h = tf.matmul(h, w_h)  # [..., N, 3U]
-  x_r, x_u, x_c = tf.split(gates_x, 3, axis=-1)
-  h_r, h_u, h_c = tf.split(gates_h, 3, axis=-1)
-  r = tf.sigmoid(x_r + h_r)
-  u = tf.sigmoid(x_u + h_u)
-  c = tf.tanh(x_c + r * h_c)
-  return h + u * (c - h)
 
 
 def lstm_step(state: Tuple[tf.Tensor, tf.Tensor], gates_x: tf.Tensor,
@@ -107,7 +85,7 @@ class GRUCore(tf.Module):
 
   num_gates = 3
 
-  def __init__(self, input_size: int, units: int, init: str = 'normal',
+  def __init__(self, input_size: int, units: int, init: str = "normal",
                name: Optional[str] = None):
     super().__init__(name=name)
     self.input_size = input_size
@@ -116,10 +94,10 @@ class GRUCore(tf.Module):
     with self.name_scope:
       self.w_x = tf.Variable(
           tf.random.normal([input_size, g], stddev=_NORMAL_STDDEV),
-          name='w_x')  # [C, G*U]
+          name="w_x")  # [C, G*U]
       self.w_h = tf.Variable(_recurrent_init(init, units, self.num_gates),
-                             name='w_h')  # [U, G*U]
-      self.b = tf.Variable(tf.zeros([g]), name='b')  # [G*U]
+                             name="w_h")  # [U, G*U]
+      self.b = tf.Variable(tf.zeros([g]), name="b")  # [G*U]
 
   @property
   def weights(self) -> Weights:
@@ -135,7 +113,7 @@ class LSTMCore(GRUCore):
   num_gates = 4
 
 
-_CORES = {'gru': GRUCore, 'lstm': LSTMCore}
+_CORES = {"gru": GRUCore, "lstm": LSTMCore}
 
 
 def run_recurrence(core: str, gates_x: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
@@ -152,33 +130,15 @@ def run_recurrence(core: str, gates_x: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
   """
   shape = tf.shape(gates_x)
   h0 = tf.zeros([shape[1], shape[2], w_h.shape[-2]], gates_x.dtype)
-  if core == 'gru':
-    return tf.scan(lambda h, g: gru_step(h, g, w_h), gates_x, initializer=h0)
+  if core == "gru":
+    return tf.scan(lambda h, g: gru.step(h, g, w_h), gates_x, initializer=h0)
   hs, _ = tf.scan(lambda s, g: lstm_step(s, g, w_h), gates_x,
                   initializer=(h0, h0))
   return hs
 
 
-def project(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor,
-            compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
-  """`x @ w + b` over the last axis as one 2-D matmul.
-
-  With `compute_dtype=tf.bfloat16` the matmul (and, through the casts, both
-  of its gradient matmuls) runs in bfloat16; the bias add and the result keep
-  `x.dtype`.
-  """
-  shape = tf.shape(x)
-  x2 = tf.reshape(x, [-1, shape[-1]])
-  if compute_dtype == tf.bfloat16:
-    y = tf.cast(tf.matmul(tf.cast(x2, compute_dtype),
-                          tf.cast(w, compute_dtype)), x.dtype)
-  else:
-    y = tf.matmul(x2, w)
-  return tf.reshape(y + b, tf.concat([shape[:-1], [-1]], 0))
-
-
 def scan_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
-               core: str = 'gru', backward_reads_forward: bool = True,
+               core: str = "gru", backward_reads_forward: bool = True,
                compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
   """Bidirectional sweep along `axis` with autodiff through `tf.scan`.
 
@@ -203,14 +163,14 @@ def scan_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
   xt = tf.reshape(xt, [shape[0], shape[1] * shape[2], x.shape[-1]])  # [T, N, C]
   (wx_f, wh_f, b_f), (wx_b, wh_b, b_b) = forward, backward
   if backward_reads_forward:
-    gx = project(xt, wx_f, b_f, compute_dtype)  # [T, N, G]
+    gx = gru.project(xt, wx_f, b_f, compute_dtype)  # [T, N, G]
     h_fw = run_recurrence(core, gx[:, None], wh_f[None])[:, 0]  # [T, N, U]
-    gx = project(tf.reverse(h_fw, [0]), wx_b, b_b, compute_dtype)
+    gx = gru.project(tf.reverse(h_fw, [0]), wx_b, b_b, compute_dtype)
     h_bw = run_recurrence(core, gx[:, None], wh_b[None])[:, 0]
   else:
     # One projection for both directions: [C, 2G].
-    gx = project(xt, tf.concat([wx_f, wx_b], 1), tf.concat([b_f, b_b], 0),
-                 compute_dtype)  # [T, N, 2G]
+    gx = gru.project(xt, tf.concat([wx_f, wx_b], 1), tf.concat([b_f, b_b], 0),
+                      compute_dtype)  # [T, N, 2G]
     gx_fw, gx_bw = tf.split(gx, 2, axis=-1)
     gx = tf.stack([gx_fw, tf.reverse(gx_bw, [0])], axis=1)  # [T, 2, N, G]
     hs = run_recurrence(core, gx, tf.stack([wh_f, wh_b]))  # [T, 2, N, U]
@@ -230,28 +190,28 @@ class BidirectionalSweep(tf.Module):
   flipped back into the input's order.
   """
 
-  def __init__(self, input_size: int, units: int, core: str = 'gru',
-               bidirectional_mode: str = 'stacked', init: str = 'normal',
+  def __init__(self, input_size: int, units: int, core: str = "gru",
+               bidirectional_mode: str = "stacked", init: str = "normal",
                compute_dtype: tf.DType = tf.float32,
                name: Optional[str] = None):
     super().__init__(name=name)
     if core not in _CORES:
       raise ValueError(f"core must be one of {sorted(_CORES)}, got {core!r}.")
-    if bidirectional_mode not in ('independent', 'stacked'):
+    if bidirectional_mode not in ("independent", "stacked"):
       raise ValueError("bidirectional_mode must be 'independent' or 'stacked',"
-                       f' got {bidirectional_mode!r}.')
+                       f" got {bidirectional_mode!r}.")
     self.core = core
     self.units = units
-    self.backward_reads_forward = bidirectional_mode == 'stacked'
+    self.backward_reads_forward = bidirectional_mode == "stacked"
     self.compute_dtype = tf.as_dtype(compute_dtype)
     backward_input = units if self.backward_reads_forward else input_size
     with self.name_scope:
-      self.forward = _CORES[core](input_size, units, init, name='forward')
+      self.forward = _CORES[core](input_size, units, init, name="forward")
       self.backward = _CORES[core](backward_input, units, init,
-                                   name='backward')
+                                   name="backward")
 
   def __call__(self, x: tf.Tensor, axis: int,
-               implementation: str = 'fused') -> tf.Tensor:
+               implementation: str = "fused") -> tf.Tensor:
     """Sweeps `x` along `axis` (1: down the columns, 2: along the rows).
 
     Args:
@@ -265,10 +225,10 @@ class BidirectionalSweep(tf.Module):
     Returns:
       `[B, H, W, 2U]` float32.
     """
-    if implementation not in ('scan', 'fused'):
-      raise ValueError(f'Unknown implementation {implementation!r}.')
+    if implementation not in ("scan", "fused"):
+      raise ValueError(f"Unknown implementation {implementation!r}.")
     args = (x, axis, self.forward.weights, self.backward.weights)
-    if (implementation == 'fused' and self.core == 'gru' and
+    if (implementation == "fused" and self.core == "gru" and
         x.shape.is_fully_defined()):
       return renet_fused.gru_sweep(*args, self.backward_reads_forward,
                                    self.compute_dtype)
@@ -314,9 +274,9 @@ class ReNetLayer(tf.Module):
   """
 
   def __init__(self, input_channels: int, units: int,
-               patch_size: Sequence[int] = (1, 1), core: str = 'gru',
-               sweep_order: str = 'horizontal_first',
-               bidirectional_mode: str = 'stacked', init: str = 'normal',
+               patch_size: Sequence[int] = (1, 1), core: str = "gru",
+               sweep_order: str = "horizontal_first",
+               bidirectional_mode: str = "stacked", init: str = "normal",
                compute_dtype: tf.DType = tf.float32,
                name: Optional[str] = None):
     """Creates the layer's variables.
@@ -336,26 +296,26 @@ class ReNetLayer(tf.Module):
       name: module name.
     """
     super().__init__(name=name)
-    if sweep_order not in ('horizontal_first', 'vertical_first'):
+    if sweep_order not in ("horizontal_first", "vertical_first"):
       raise ValueError("sweep_order must be 'horizontal_first' or "
                        f"'vertical_first', got {sweep_order!r}.")
     self.patch_size = tuple(patch_size)
     self.units = units
     self.output_channels = 2 * units
     self.sweep_order = sweep_order
-    self.implementation = 'fused'
+    self.implementation = "fused"
     patch_channels = int(np.prod(self.patch_size)) * input_channels
     with self.name_scope:
       self.first_sweep = BidirectionalSweep(
           patch_channels, units, core, bidirectional_mode, init, compute_dtype,
-          name='first_sweep')
+          name="first_sweep")
       self.second_sweep = BidirectionalSweep(
           2 * units, units, core, bidirectional_mode, init, compute_dtype,
-          name='second_sweep')
+          name="second_sweep")
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, ceil(H/ph), ceil(W/pw), 2U]`, float32."""
     x = extract_patches(x, self.patch_size)  # [B, H', W', ph*pw*C]
-    first, second = (2, 1) if self.sweep_order == 'horizontal_first' else (1, 2)
+    first, second = (2, 1) if self.sweep_order == "horizontal_first" else (1, 2)
     x = self.first_sweep(x, first, self.implementation)  # [B, H', W', 2U]
     return self.second_sweep(x, second, self.implementation)

@@ -1,6 +1,7 @@
 """Fused GRU sweep: a hand-written backward pass over whole sweeps.
 
-Same maths as `renet.scan_sweep` with `core='gru'` (tested against it), but
+Same maths as `renet.scan_sweep` with `core='gru'` (the gates come from
+`gru.py`, and the result is tested against it), but
 faster on CPU. Autodiff through `tf.scan` stores every intermediate of every
 step and runs many small per-step ops; here:
 
@@ -30,22 +31,11 @@ import functools
 from typing import Sequence, Tuple
 
 import tensorflow as tf
+
 # XLA's in-place slice ops; the public `tf.raw_ops` does not export them.
 from tensorflow.compiler.tf2xla.python import xla
 
-Weights = Tuple[tf.Tensor, tf.Tensor, tf.Tensor]  # (w_x, w_h, b)
-
-
-def _project(x, w, compute_dtype):
-  """`[..., C] @ [C, G]` as one matmul (bf16 optional), in `x.dtype`."""
-  shape = x.shape.as_list()
-  x2 = tf.reshape(x, [-1, shape[-1]])
-  if compute_dtype == tf.bfloat16:
-    y = tf.cast(tf.matmul(tf.cast(x2, tf.bfloat16), tf.cast(w, tf.bfloat16)),
-                x.dtype)
-  else:
-    y = tf.matmul(x2, w)
-  return tf.reshape(y, shape[:-1] + [w.shape[-1]])
+from reseg_tf.model import gru
 
 
 class _Slicer:
@@ -78,7 +68,7 @@ def _time_index(p, steps, reverse):
   return steps - 1 - p if reverse else p
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
   """The custom-gradient recurrence of directions `reverse` along `axis`.
 
@@ -101,13 +91,8 @@ def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
       ts = [_time_index(p, s.steps, r) for r in reverse]
       g = tf.stack([s.read(gx, t, d * 3 * units, 3 * units)
                     for d, t in enumerate(ts)]) + b  # [D, N, 3U]
-      gh = tf.matmul(h, w_h)  # [D, N, 3U]
-      x_r, x_u, x_c = tf.split(g, 3, axis=-1)
-      h_r, h_u, h_c = tf.split(gh, 3, axis=-1)
-      r = tf.sigmoid(x_r + h_r)
-      u = tf.sigmoid(x_u + h_u)
-      c = tf.tanh(x_c + r * h_c)
-      h = h + u * (c - h)
+      r, u, c, h_c = gru.gates(g, tf.matmul(h, w_h))  # Each [D, N, U].
+      h = gru.blend(h, u, c)
       keep = tf.concat([r, u, c, h_c], axis=-1)  # [D, N, 4U]
       saved = xla.dynamic_update_slice(saved, keep[None], [p, 0, 0, 0])
       for d, t in enumerate(ts):
@@ -169,7 +154,7 @@ def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
   return recurrence
 
 
-def gru_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
+def gru_sweep(x: tf.Tensor, axis: int, forward: gru.Weights, backward: gru.Weights,
               backward_reads_forward: bool = True,
               compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
   """Bidirectional GRU sweep along `axis`; see `renet.scan_sweep`.
@@ -188,13 +173,13 @@ def gru_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
   """
   (wx_f, wh_f, b_f), (wx_b, wh_b, b_b) = forward, backward
   if backward_reads_forward:
-    gx = _project(x, wx_f, compute_dtype)  # [B, H, W, 3U]
+    gx = gru.project(x, wx_f, compute_dtype=compute_dtype)  # [B, H, W, 3U]
     h_fw = _recurrence_fn(axis, (False,))(
         gx, wh_f[None], b_f[None, None])  # [B, H, W, U]
-    gx = _project(h_fw, wx_b, compute_dtype)
+    gx = gru.project(h_fw, wx_b, compute_dtype=compute_dtype)
     h_bw = _recurrence_fn(axis, (True,))(gx, wh_b[None], b_b[None, None])
     return tf.concat([h_fw, h_bw], axis=-1)
   # Both directions: one projection [C, 6U] and one loop.
-  gx = _project(x, tf.concat([wx_f, wx_b], 1), compute_dtype)  # [B, H, W, 6U]
+  gx = gru.project(x, tf.concat([wx_f, wx_b], 1), compute_dtype=compute_dtype)  # [B, H, W, 6U]
   return _recurrence_fn(axis, (False, True))(
       gx, tf.stack([wh_f, wh_b]), tf.stack([b_f, b_b])[:, None])

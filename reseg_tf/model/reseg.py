@@ -42,8 +42,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from reseg_tf import renet
-from reseg_tf import vgg as vgg_lib
+from reseg_tf.model import renet
+from reseg_tf.model import vgg as vgg_lib
 
 # Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
 NO_VGG_INPUT_SCALE = 1.0 / 255.0
@@ -109,14 +109,14 @@ class TransposedConv(tf.Module):
           _glorot_uniform([fh, fw, filters, input_channels],
                           fan_in=input_channels * fh * fw,
                           fan_out=filters * fh * fw),
-          name='w')  # [fh, fw, F, C], the conv2d_transpose layout.
-      self.b = tf.Variable(tf.zeros([filters]), name='b')
+          name="w")  # [fh, fw, F, C], the conv2d_transpose layout.
+      self.b = tf.Variable(tf.zeros([filters]), name="b")
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, H * fh, W * fw, F]`, in the dtype of `x`."""
     fh, fw = self.size
     b, h, w = (_size(x, i) for i in range(3))
-    y = tf.einsum('bhwc,ijfc->bhiwjf', x, tf.cast(self.w, x.dtype))
+    y = tf.einsum("bhwc,ijfc->bhiwjf", x, tf.cast(self.w, x.dtype))
     y = tf.reshape(y, [b, h * fh, w * fw, self.filters])  # [B, H*fh, W*fw, F]
     y = y + tf.cast(self.b, x.dtype)
     return tf.nn.relu(y) if self.relu else y
@@ -132,12 +132,12 @@ class Conv1x1(tf.Module):
     with self.name_scope:
       self.w = tf.Variable(
           _glorot_uniform([input_channels, outputs], input_channels, outputs),
-          name='w')
-      self.b = tf.Variable(tf.zeros([outputs]), name='b')
+          name="w")
+      self.b = tf.Variable(tf.zeros([outputs]), name="b")
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, H, W, K]`, in the dtype of `x`."""
-    return (tf.einsum('bhwc,ck->bhwk', x, tf.cast(self.w, x.dtype)) +
+    return (tf.einsum("bhwc,ck->bhwk", x, tf.cast(self.w, x.dtype)) +
             tf.cast(self.b, x.dtype))
 
 
@@ -152,20 +152,20 @@ class ReSeg(tf.Module):
                num_classes: int,
                void_as_class: bool = False,
                use_vgg: bool = True,
-               vgg_weights: Optional[str] = 'auto',
+               vgg_weights: Optional[str] = "auto",
                vgg_trainable: bool = False,
                renet_units: Sequence[int] = (100, 100),
                renet_patch_sizes: Sequence[Sequence[int]] = ((1, 1), (1, 1)),
-               renet_core: str = 'gru',
-               sweep_order: str = 'horizontal_first',
-               bidirectional_mode: str = 'stacked',
-               renet_init: str = 'normal',
+               renet_core: str = "gru",
+               sweep_order: str = "horizontal_first",
+               bidirectional_mode: str = "stacked",
+               renet_init: str = "normal",
                upsample_filters: Sequence[int] = (50, 50),
                upsample_size: Sequence[int] = (2, 2),
                compute_dtype: Union[str, tf.DType] = tf.float32,
                vgg_compute_dtype: Union[str, tf.DType] = tf.float32,
                input_scale: float = 1.0,
-               name: Optional[str] = 'reseg'):
+               name: Optional[str] = "reseg"):
     """Creates every variable.
 
     Args:
@@ -202,10 +202,10 @@ class ReSeg(tf.Module):
     super().__init__(name=name)
     if len(renet_units) != len(renet_patch_sizes):
       raise ValueError(
-          f'renet_units {tuple(renet_units)} and renet_patch_sizes '
-          f'{tuple(renet_patch_sizes)} must have the same length.')
+          f"renet_units {tuple(renet_units)} and renet_patch_sizes "
+          f"{tuple(renet_patch_sizes)} must have the same length.")
     if not 0.0 < input_scale <= 1.0:
-      raise ValueError(f'input_scale must be in (0, 1], got {input_scale}.')
+      raise ValueError(f"input_scale must be in (0, 1], got {input_scale}.")
     self.input_scale = float(input_scale)
     self.num_classes = num_classes
     self.void_as_class = void_as_class
@@ -220,9 +220,9 @@ class ReSeg(tf.Module):
     n = len(upsample_filters)
     if (fh**n, fw**n) != self.stride:
       raise ValueError(
-          f'{n} transposed convolutions of size {(fh, fw)} upsample by '
-          f'{(fh**n, fw**n)}, but front end and ReNet patches downsample by '
-          f'{self.stride}.')
+          f"{n} transposed convolutions of size {(fh, fw)} upsample by "
+          f"{(fh**n, fw**n)}, but front end and ReNet patches downsample by "
+          f"{self.stride}.")
 
     with self.name_scope:
       self.vgg = (vgg_lib.VGGFrontEnd(weights=vgg_weights,
@@ -236,15 +236,15 @@ class ReSeg(tf.Module):
             channels, units, patch_size=tuple(int(p) for p in patch),
             core=renet_core, sweep_order=sweep_order,
             bidirectional_mode=bidirectional_mode, init=renet_init,
-            compute_dtype=self.compute_dtype, name=f'renet{i}')
+            compute_dtype=self.compute_dtype, name=f"renet{i}")
         self.renet_layers.append(layer)
         channels = layer.output_channels
       self.upsample_layers = []
       for i, filters in enumerate(upsample_filters):
         self.upsample_layers.append(
-            TransposedConv(channels, filters, (fh, fw), name=f'upsample{i}'))
+            TransposedConv(channels, filters, (fh, fw), name=f"upsample{i}"))
         channels = filters
-      self.classifier = Conv1x1(channels, self.num_outputs, name='classifier')
+      self.classifier = Conv1x1(channels, self.num_outputs, name="classifier")
 
   def features(self, images: tf.Tensor) -> tf.Tensor:
     """The front end: preprocessing, padding and (frozen) VGG.
@@ -261,7 +261,7 @@ class ReSeg(tf.Module):
     x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
     if self.input_scale != 1.0:
       size = [scaled_size(_size(x, i), self.input_scale) for i in (1, 2)]
-      x = tf.image.resize(x, size, method='bilinear', antialias=True)
+      x = tf.image.resize(x, size, method="bilinear", antialias=True)
     pads = [[0, (-_size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
     x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
     if self.vgg is None:
@@ -290,7 +290,7 @@ class ReSeg(tf.Module):
     sh, sw = (scaled_size(s, self.input_scale) for s in (h, w))
     logits = tf.cast(logits[:, :sh, :sw, :], tf.float32)
     if self.input_scale != 1.0:
-      logits = tf.image.resize(logits, [h, w], method='bilinear')
+      logits = tf.image.resize(logits, [h, w], method="bilinear")
     return logits  # [B, H, W, K(+1)]
 
   def __call__(self, images: tf.Tensor) -> tf.Tensor:

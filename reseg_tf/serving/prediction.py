@@ -1,6 +1,6 @@
 """Segmenting image files and drawing the results.
 
-`predict_files` runs a segmenter (a `serving.Segmenter`, or the same module
+`predict_files` runs a segmenter (a `segmenter_lib.Segmenter`, or the same module
 loaded back from a SavedModel: both have `serve_images`) over image files of
 any size, one at a time, and writes for each `<stem>` of the input:
 
@@ -25,14 +25,15 @@ import dataclasses
 import glob
 import os
 import sys
-import time
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from reseg_tf import serving, summaries
+from reseg_tf.common.progress import ProgressBar
+from reseg_tf.evaluation import summaries
+from reseg_tf.serving import segmenter as segmenter_lib
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
                     ".webp", ".ppm", ".pgm")
@@ -145,47 +146,6 @@ def contact_sheet(rows: Sequence[tuple], height: int = THUMBNAIL_HEIGHT) -> np.n
   return np.asarray(sheet)
 
 
-class ProgressBar:
-  """`[#####.....] 12/40 images 3.1/s ETA 9s` on a terminal, lines otherwise."""
-
-  def __init__(self, total: int, stream=None, width: int = 30,
-               line_every_seconds: float = 10.0):
-    self.total, self.width = total, width
-    self.stream = stream if stream is not None else sys.stderr
-    self.interactive = getattr(self.stream, "isatty", lambda: False)()
-    self.line_every_seconds = line_every_seconds
-    self.done = 0
-    self.start = self.last = time.monotonic()
-
-  def update(self, count: int = 1):
-    self.done += count
-    now = time.monotonic()
-    if (self.interactive or self.done == self.total
-        or now - self.last >= self.line_every_seconds):
-      self.last = now
-      self._draw(now)
-
-  def message(self, text: str):
-    """Prints `text` on its own line without breaking the bar."""
-    if self.interactive:
-      self.stream.write("\r\033[K")
-    self.stream.write(text + "\n")
-    if self.interactive and self.done:
-      self._draw(time.monotonic())
-    self.stream.flush()
-
-  def _draw(self, now: float):
-    rate = self.done / max(now - self.start, 1e-9)
-    filled = int(self.width * self.done / max(self.total, 1))
-    text = (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} "
-            f"images {rate:.1f}/s ETA {(self.total - self.done) / max(rate, 1e-9):.0f}s")
-    if self.interactive:
-      self.stream.write("\r" + text + ("\n" if self.done == self.total else ""))
-    else:
-      self.stream.write(text + "\n")
-    self.stream.flush()
-
-
 def predict_files(segmenter, paths: Sequence[str], output_dir: str,
                   class_colors: Sequence[Sequence[int]],
                   labels_dir: Optional[str] = None, alpha: float = 0.5,
@@ -218,7 +178,7 @@ def predict_files(segmenter, paths: Sequence[str], output_dir: str,
     stem = stems[path]
     try:
       image = read_image(path)
-      classes = segmenter.serve_images(tf.constant(image[None]))[serving.CLASSES_KEY]
+      classes = segmenter.serve_images(tf.constant(image[None]))[segmenter_lib.CLASSES_KEY]
       classes = classes.numpy()[0].astype(np.uint8)  # [H, W]
     except (UnreadableImageError, tf.errors.OpError) as e:
       report.failed[path] = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)

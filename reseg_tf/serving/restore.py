@@ -1,35 +1,41 @@
-"""Rebuilding a trained model from its model_dir: gin config plus checkpoint.
+"""Rebuilding a trained model: from a training run or a published model.
 
-The trainer leaves in `model_dir` (see `trainer.train`):
+Both layouts are described in `common/run_files.py`. `load_run` and
+`load_published` parse the gin configuration, build the configured `ReSeg` and restore its variables. Every model variable must be in
+the checkpoint (the frozen VGG weights included), so the model is built with
+random VGG weights instead of reading a weight file that the checkpoint
+overrides anyway, and that may be absent on the machine that evaluates.
 
-    operative_config.gin     the gin configuration that ran
-    best/ckpt-N              tf.train.Checkpoint(model=...), best validation mIoU
-    checkpoints/ckpt-N       tf.train.Checkpoint(model=..., optimizer=..., ...)
-
-`load` parses the gin configuration (the given files, else
-`operative_config.gin`), builds the configured `ReSeg` and restores a
-checkpoint into it. Either kind of checkpoint works: only the model's
-variables are read. Every model variable must be in the checkpoint (the
-frozen VGG weights included), so the model is built with random VGG weights
-instead of reading a weight file that the checkpoint overrides anyway, and
-that may be absent on the machine that evaluates or exports.
-
-Shared by the evaluate, predict and export binaries.
+Shared by the evaluate, predict and export binaries (through `reseg_tf/cli.py`).
 """
 
+import contextlib
 import dataclasses
+import gc
+import logging
 import os
 import re
 from typing import Optional, Sequence
 
-import gin
 import tensorflow as tf
+from absl import logging as absl_logging
 
-from reseg_tf import configurables, model as model_lib, records
+import gin
+from reseg_tf import configurables
+from reseg_tf.common.errors import InputError, MissingFileError
+from reseg_tf.common.run_files import (
+  BEST_DIR,
+  CHECKPOINTS_DIR,
+  MODEL_INFO,
+  MODELS_DIR,
+  OPERATIVE_CONFIG,
+  PUBLISHED_CONFIG,
+  PUBLISHED_WEIGHTS,
+  read_model_info,
+)
+from reseg_tf.data import records
+from reseg_tf.model import reseg as model_lib
 
-OPERATIVE_CONFIG = "operative_config.gin"
-BEST_DIR = "best"
-CHECKPOINTS_DIR = "checkpoints"
 # Appended after the gin files, before the user's bindings: the checkpoint
 # holds the VGG weights, so there is no need to read them from a file.
 _RESTORE_BINDINGS = ("ReSeg.vgg_weights = 'random'",)
@@ -40,44 +46,56 @@ class Restored:
   """A model restored from a checkpoint, and where it came from.
 
   Attributes:
-    model: the `model.ReSeg`, its variables restored.
+    model: the `ReSeg`, its variables restored.
     checkpoint: the checkpoint prefix read, e.g. `.../best/ckpt-960`.
-    step: the training step of that checkpoint (from its name), or None.
-    records_dir: `train.records_dir` of the gin configuration, or None.
-    batch_size: `train.batch_size` of the gin configuration, or None.
+    step: the training step of that checkpoint, or None.
+    info: the run's `model_info.json` (records_dir, batch_size, classes...).
+    name: the run's folder name or the published model's name.
+    folder: the run's model_dir or the published model's folder.
   """
   model: model_lib.ReSeg
   checkpoint: str
   step: Optional[int]
-  records_dir: Optional[str]
-  batch_size: Optional[int]
+  info: dict
+  name: str
+  folder: Optional[str]
+
+  @property
+  def records_dir(self) -> Optional[str]:
+    return self.info.get("records_dir")
+
+  @property
+  def batch_size(self) -> Optional[int]:
+    return self.info.get("batch_size")
+
+  def class_table(self, records_dir: Optional[str] = None) -> dict:
+    """Class names and colours: from `records_dir`'s metadata when given,
+    else from the model's info, else from its records (see `class_table`)."""
+    if not records_dir and self.info.get("class_names"):
+      return {"dataset": self.info.get("dataset", ""),
+              "class_names": list(self.info["class_names"]),
+              "class_colors": [list(c) for c in self.info["class_colors"]],
+              "source": os.path.join(self.folder or ".", MODEL_INFO)}
+    return class_table(records_dir or self.records_dir, self.model.num_classes)
 
 
-def parse_gin(model_dir: Optional[str], gin_files: Sequence[str] = (),
+def parse_gin(config: Optional[str], gin_files: Sequence[str] = (),
               gin_bindings: Sequence[str] = ()) -> list:
-  """Clears gin and parses `gin_files`, else `model_dir/operative_config.gin`.
-
-  Args:
-    model_dir: the training run's folder (may be None when `gin_files` given).
-    gin_files: gin files to parse instead of the operative config.
-    gin_bindings: bindings applied last (e.g. "ReSeg.compute_dtype = 'bfloat16'").
+  """Clears gin and parses `gin_files`, else the model's own `config`.
 
   Returns:
     The files parsed.
 
   Raises:
-    FileNotFoundError: no gin file given and no operative config in `model_dir`.
+    MissingFileError: no gin file given and `config` does not exist.
   """
   files = list(gin_files)
   if not files:
-    if not model_dir:
-      raise FileNotFoundError("give a model_dir or gin files")
-    path = os.path.join(model_dir, OPERATIVE_CONFIG)
-    if not tf.io.gfile.exists(path):
-      raise FileNotFoundError(
-          f"{path} not found: is {model_dir} a training run's model_dir? "
-          "Otherwise give the run's gin files explicitly")
-    files = [path]
+    if not config or not tf.io.gfile.exists(config):
+      raise MissingFileError(
+          config or "(no model)", "not found: is this a training run's model_dir "
+          "or a published model? Otherwise give its gin files with --gin_file")
+    files = [config]
   gin.clear_config()
   gin.parse_config_files_and_bindings(files, list(_RESTORE_BINDINGS) + list(gin_bindings))
   return files
@@ -97,17 +115,17 @@ def find_checkpoint(model_dir: Optional[str], checkpoint: str = "best") -> str:
     The checkpoint prefix.
 
   Raises:
-    FileNotFoundError: nothing matches, with what was looked for.
+    MissingFileError: nothing matches, with what was looked for.
   """
   if checkpoint in ("best", "latest"):
     if not model_dir:
-      raise FileNotFoundError(f"checkpoint={checkpoint!r} needs a model_dir")
+      raise MissingFileError(checkpoint, "a 'best' or 'latest' checkpoint needs a model_dir")
     folder = os.path.join(model_dir, BEST_DIR if checkpoint == "best" else CHECKPOINTS_DIR)
     found = tf.train.latest_checkpoint(folder)
     if not found:
       hint = (" (the best checkpoint is written at the first validation; "
-              "use checkpoint='latest')" if checkpoint == "best" else "")
-      raise FileNotFoundError(f"no checkpoint in {folder}{hint}")
+              "use --checkpoint=latest)" if checkpoint == "best" else "")
+      raise MissingFileError(folder, f"no checkpoint{hint}")
     return found
   candidates = [checkpoint]
   if model_dir and not os.path.isabs(checkpoint):
@@ -119,8 +137,7 @@ def find_checkpoint(model_dir: Optional[str], checkpoint: str = "best") -> str:
         return found
     elif tf.io.gfile.exists(path + ".index"):
       return path
-  raise FileNotFoundError(f"checkpoint {checkpoint!r}: no checkpoint at "
-                          f"{' or '.join(candidates)}")
+  raise MissingFileError(checkpoint, f"no checkpoint at {' or '.join(candidates)}")
 
 
 def checkpoint_step(path: str) -> Optional[int]:
@@ -133,31 +150,100 @@ def restore_model(checkpoint: str, model_fn=configurables.ReSeg) -> model_lib.Re
   """Builds `model_fn()` and reads its variables from `checkpoint`.
 
   Raises:
-    AssertionError: a model variable is absent from the checkpoint (a gin
-      configuration that does not match the checkpoint).
+    InputError: the checkpoint does not fit the configured model (a variable
+      is absent or has another shape).
   """
   model = model_fn()
-  status = tf.train.Checkpoint(model=model).restore(checkpoint)
-  # Optimizer slots and early-stopping state of rolling checkpoints are not
-  # read; every model variable must be.
-  status.assert_existing_objects_matched().expect_partial()
+  error = None
+  # A failed read's objects log every unread checkpoint value (hundreds of
+  # lines) when they are freed: keep TensorFlow's warnings down meanwhile.
+  with _tensorflow_warnings_silenced():
+    try:
+      # `read` (not `restore`): published weights are written without a save
+      # counter. Optimizer slots and early-stopping state of rolling
+      # checkpoints are not read (expect_partial); every model variable must be.
+      status = tf.train.Checkpoint(model=model).read(checkpoint)
+      status.expect_partial()
+      status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      error = InputError(checkpoint, "does not fit the configured model (another "
+                         "architecture or number of classes?): "
+                         f"{str(e).splitlines()[0][:300]}")
+    gc.collect()
+  if error is not None:
+    raise error
   return model
 
 
-def load(model_dir: Optional[str], checkpoint: str = "best",
-         gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> Restored:
-  """Parses the gin configuration, builds the model and restores it.
+@contextlib.contextmanager
+def _tensorflow_warnings_silenced():
+  logger = logging.getLogger("tensorflow")
+  level, verbosity = logger.level, absl_logging.get_verbosity()
+  logger.setLevel(logging.ERROR)
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+    absl_logging.set_verbosity(verbosity)
 
-  See `parse_gin` and `find_checkpoint` for the arguments.
-  """
-  parse_gin(model_dir, gin_files, gin_bindings)
+
+def load_run(model_dir: Optional[str], checkpoint: str = "best",
+             gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> Restored:
+  """Restores a training run's checkpoint (see `find_checkpoint`)."""
+  config = os.path.join(model_dir, OPERATIVE_CONFIG) if model_dir else None
+  parse_gin(config, gin_files, gin_bindings)
   path = find_checkpoint(model_dir, checkpoint)
-  return Restored(model=restore_model(path), checkpoint=path,
-                  step=checkpoint_step(path), records_dir=_query("train.records_dir"),
-                  batch_size=_query("train.batch_size"))
+  info = read_model_info(model_dir) or _legacy_run_info()
+  return Restored(model=restore_model(path), checkpoint=path, step=checkpoint_step(path),
+                  info=info, name=os.path.basename(os.path.normpath(model_dir or "run")),
+                  folder=model_dir)
 
 
-def load_class_table(records_dir: Optional[str], num_classes: int) -> dict:
+def find_published(name: str) -> str:
+  """The folder of a published model: `name` itself when it is a folder,
+  else `models/<name>` in the working folder or in the repository.
+
+  Raises:
+    MissingFileError: no such model, listing the published ones.
+  """
+  candidates = [name] if os.sep in name or os.path.isdir(name) else []
+  candidates += [os.path.join(MODELS_DIR, name),
+                 os.path.join(configurables.REPO_ROOT, MODELS_DIR, name)]
+  for folder in candidates:
+    if tf.io.gfile.exists(os.path.join(folder, PUBLISHED_CONFIG)):
+      return folder
+  available = sorted(published_names())
+  raise MissingFileError(name, "no such published model (a folder with "
+                         f"{PUBLISHED_CONFIG}); published: {', '.join(available) or 'none'}")
+
+
+def published_names() -> set:
+  """Names of the models under `models/` (working folder and repository)."""
+  names = set()
+  for base in (MODELS_DIR, os.path.join(configurables.REPO_ROOT, MODELS_DIR)):
+    if os.path.isdir(base):
+      names.update(n for n in os.listdir(base)
+                   if os.path.exists(os.path.join(base, n, PUBLISHED_CONFIG)))
+  return names
+
+
+def load_published(name: str, gin_files: Sequence[str] = (),
+                   gin_bindings: Sequence[str] = ()) -> Restored:
+  """Restores a published model (a name under `models/`, or a folder)."""
+  folder = find_published(name)
+  parse_gin(os.path.join(folder, PUBLISHED_CONFIG), gin_files, gin_bindings)
+  info = read_model_info(folder)
+  if info is None:
+    raise MissingFileError(os.path.join(folder, MODEL_INFO), "not found")
+  path = os.path.join(folder, PUBLISHED_WEIGHTS)
+  if not tf.io.gfile.exists(path + ".index"):
+    raise MissingFileError(path + ".index", "the published weights are missing")
+  return Restored(model=restore_model(path), checkpoint=path, step=info.get("step"),
+                  info=info, name=os.path.basename(os.path.normpath(folder)), folder=folder)
+
+
+def class_table(records_dir: Optional[str], num_classes: int) -> dict:
   """Class names and colours from `records_dir/metadata.json`.
 
   When the metadata is unavailable (records not on this machine), falls back
@@ -167,7 +253,7 @@ def load_class_table(records_dir: Optional[str], num_classes: int) -> dict:
     `{"dataset", "class_names", "class_colors", "source"}`.
 
   Raises:
-    ValueError: the metadata's number of classes differs from `num_classes`.
+    InputError: the metadata's number of classes differs from `num_classes`.
   """
   try:
     metadata = records.load_metadata(records_dir) if records_dir else None
@@ -178,8 +264,8 @@ def load_class_table(records_dir: Optional[str], num_classes: int) -> dict:
             "class_colors": default_palette(num_classes),
             "source": f"no metadata.json in {records_dir!r}: generic names and colours"}
   if metadata["num_classes"] != num_classes:
-    raise ValueError(f"{records_dir} has {metadata['num_classes']} classes but the "
-                     f"model predicts {num_classes}")
+    raise InputError(os.path.join(records_dir, records.METADATA_FILENAME),
+                     f"{metadata['num_classes']} classes, but the model predicts {num_classes}")
   return {"dataset": metadata.get("dataset", ""),
           "class_names": list(metadata["class_names"]),
           "class_colors": [list(c) for c in metadata["class_colors"]],
@@ -201,8 +287,13 @@ def default_palette(num_classes: int) -> list:
   return colors
 
 
-def _query(name: str):
-  try:
-    return gin.query_parameter(name)
-  except ValueError:  # Not bound (e.g. a model-only gin file).
-    return None
+def _legacy_run_info() -> dict:
+  """Runs trained before `model_info.json` existed: what their (already
+  parsed) operative config says of the records and the batch size."""
+  info = {}
+  for key in ("records_dir", "batch_size"):
+    try:
+      info[key] = gin.query_parameter(f"train.{key}")
+    except ValueError:  # Not bound (e.g. a model-only gin file).
+      pass
+  return info

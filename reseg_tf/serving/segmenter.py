@@ -47,7 +47,8 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf import model as model_lib
+from reseg_tf.common.errors import InputError, MissingFileError
+from reseg_tf.model import reseg as model_lib
 
 IMAGES_KEY = "images"
 BYTES_KEY = "image_bytes"
@@ -213,14 +214,15 @@ def export_saved_model(segmenter: Segmenter, export_dir: str, version: int,
     The version folder.
 
   Raises:
-    FileExistsError: the version exists and `overwrite` is False.
+    InputError: the version exists and `overwrite` is False.
     ValueError: `version` is not a positive integer.
   """
   if int(version) != version or version < 1:
     raise ValueError(f"version must be a positive integer, got {version!r}")
   path = os.path.join(export_dir, str(int(version)))
   if tf.io.gfile.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists: choose another version or overwrite")
+    raise InputError(path, "exists: choose another version (--version=next) or "
+                     "pass --overwrite")
   temp = os.path.join(export_dir, f".tmp-{int(version)}-{os.getpid()}")
   if tf.io.gfile.exists(temp):
     tf.io.gfile.rmtree(temp)
@@ -243,6 +245,26 @@ def export_saved_model(segmenter: Segmenter, export_dir: str, version: int,
       shutil.rmtree(temp, ignore_errors=True)
     raise
   return path
+
+
+def resolve_version(spec: str, export_dir: str, step: Optional[int]) -> int:
+  """The version folder number `spec` names: "step" (the checkpoint's
+  training step), "next" (one above the highest in `export_dir`) or a
+  positive integer.
+
+  Raises:
+    InputError: `spec` is none of these, or "step" without a known step.
+  """
+  if spec == "step":
+    if not step:
+      raise InputError(spec, "the checkpoint's training step is unknown: give "
+                       "--version=next or a number")
+    return step
+  if spec == "next":
+    return next_version(export_dir)
+  if spec.isdigit() and int(spec) > 0:
+    return int(spec)
+  raise InputError(spec, "not a version: 'step', 'next' or a positive integer")
 
 
 def next_version(export_dir: str) -> int:
@@ -269,11 +291,11 @@ def load_saved_model(path: str):
   `class_names`, `class_colors` and `dataset`, as a `Segmenter`.
 
   Raises:
-    FileNotFoundError: no SavedModel at `path` or in a version folder below it.
+    MissingFileError: no SavedModel at `path` or in a version folder below it.
   """
   if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
     latest = next_version(path) - 1
     if latest < 1:
-      raise FileNotFoundError(f"no saved_model.pb in {path} or in a version folder below it")
+      raise MissingFileError(path, "no saved_model.pb here or in a version folder below it")
     path = os.path.join(path, str(latest))
   return tf.saved_model.load(path)

@@ -1,4 +1,4 @@
-"""Per-pixel cross-entropy and class weights (RESEG.md, "Training").
+"""Per-pixel cross-entropy and class weights (docs/protocol.md).
 
 The loss functions return per-image sums and leave the reduction to the
 caller, which divides by a *global* normaliser (the global batch size, or the
@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf.records import IGNORE_LABEL
+from reseg_tf.data.records import IGNORE_LABEL
 
 CLASS_WEIGHTINGS = ("none", "median_frequency", "explicit")
 

@@ -1,4 +1,4 @@
-"""Optimisers the trainer can be configured with (RESEG.md, "Training").
+"""Optimisers the trainer can be configured with (docs/protocol.md).
 
 The default is the paper's Adadelta: learning rate 1.0, rho 0.95 and epsilon
 1e-6 (Keras' defaults are 0.001, 0.95 and 1e-7, which train far slower).

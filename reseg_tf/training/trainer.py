@@ -1,106 +1,112 @@
 """Training ReSeg: the loop, validation, checkpoints, early stopping, summaries.
 
-`train` is the gin root of the trainer (registered in `configurables`): the
-binary `reseg_tf/train.py` parses flags and gin, then calls it once.
+`train` is the trainer's entry point; the binary `reseg_tf/train.py` parses
+flags and gin, and `reseg_tf/configurables.py` (the gin root) calls it with
+the configured option groups. This module does not import gin.
 
-Protocol (RESEG.md): Adadelta (lr 1.0, rho 0.95, eps 1e-6), batch 5, no
-augmentation, validation every epoch on mean IoU, and the original code's
-early-stopping rule: after `min_epochs` epochs, stop once `patience`
-validations in a row have not improved the best mean IoU. The best
-checkpoint is kept apart from the rolling ones.
+Protocol (docs/protocol.md, "Training protocol"): Adadelta (lr 1.0, rho
+0.95, eps 1e-6), batch 5, no augmentation, validation every epoch on mean
+IoU, and the original code's early-stopping rule: after `min_epochs` epochs,
+stop once `patience` validations in a row have not improved the best mean
+IoU. The best checkpoint is kept apart from the rolling ones.
 
 A rerun of the same command resumes from the latest checkpoint in
 `model_dir`; each epoch's data order depends only on (seed, epoch), so a
 resumed run sees the same batches as an uninterrupted one. SIGINT and SIGTERM
-finish the current loop of steps, write a checkpoint and return.
+finish the current loop of steps, write a checkpoint and return. One trainer
+at a time owns a model_dir (`run_control.ModelDirLock`).
 """
 
+import dataclasses
 import functools
 import json
 import math
 import os
-import signal
 import time
 from typing import Callable, Optional, Sequence
 
-import gin
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from reseg_tf import (distribute, feature_cache, input_pipeline, losses, metrics,
-                      optimizers, records, steps, summaries)
+from reseg_tf.common import run_files
+from reseg_tf.common.errors import InputError
+from reseg_tf.common.progress import RateLog
+from reseg_tf.data import feature_cache, input_pipeline, records
+from reseg_tf.evaluation import eval_step, metrics, summaries
+from reseg_tf.training import distribute, losses, optimizers, run_control, train_step
 
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or infinite loss."""
 
 
-class _StopRequests:
-  """Turns SIGINT/SIGTERM into a flag the loop checks between step loops."""
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """How long to train, and when to validate and drop the learning rate.
 
-  def __init__(self):
-    self.signal_name = None
-    self._previous = {}
-
-  def __enter__(self):
-    for sig in (signal.SIGINT, signal.SIGTERM):
-      try:
-        self._previous[sig] = signal.signal(sig, self._handle)
-      except ValueError:  # Not the main thread (e.g. some test runners).
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.signal_name = signal.Signals(signum).name
-
-  def __exit__(self, *exc):
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-
-class _EarlyStopping:
-  """The original code's rule: after `min_epochs`, stop once `patience`
-  validations in a row have not beaten the best mean IoU. Its state lives in
-  variables so that it is saved with, and resumed from, the checkpoint."""
-
-  def __init__(self, min_epochs: int, patience: int):
-    self.min_epochs, self.patience = min_epochs, patience
-    self.best = tf.Variable(-1.0, trainable=False, name="best_miou")
-    self.stale = tf.Variable(0, trainable=False, name="stale_validations")
-
-  def update(self, mean_iou: float) -> bool:
-    """Records a validation; True when it is the best so far."""
-    if mean_iou > float(self.best.numpy()):
-      self.best.assign(mean_iou)
-      self.stale.assign(0)
-      return True
-    self.stale.assign_add(1)
-    return False
-
-  def should_stop(self, epoch: float) -> bool:
-    return epoch >= self.min_epochs and int(self.stale.numpy()) >= self.patience
+  Attributes:
+    max_epochs: hard limit on epochs.
+    max_steps: optional hard limit on steps (overrides epochs when smaller).
+    validate_every_steps: validate every N steps; None: every epoch (code).
+    min_epochs: early stopping is off before this epoch (code: 100).
+    patience: validations without improvement that stop training (code: 6).
+    steps_per_loop: train steps per `tf.function` call.
+    learning_rate_drop_epochs: epochs from which the learning rate is
+      multiplied by `learning_rate_drop_factor` once more (step decay; the
+      paper has none). Empty: constant.
+    learning_rate_drop_factor: the factor of each drop.
+  """
+  max_epochs: int = 1000
+  max_steps: Optional[int] = None
+  validate_every_steps: Optional[int] = None
+  min_epochs: int = 100
+  patience: int = 6
+  steps_per_loop: int = 10
+  learning_rate_drop_epochs: Sequence[int] = ()
+  learning_rate_drop_factor: float = 0.1
 
 
-class _ProgressLog:
-  """The terminal's progress line, at most every `every_seconds`."""
+@dataclasses.dataclass(frozen=True)
+class Optimisation:
+  """The optimizer and what shapes the gradient.
 
-  def __init__(self, start_step: int, total_steps: int, steps_per_epoch: int,
-               every_seconds: float):
-    self.start_step, self.total_steps = start_step, total_steps
-    self.steps_per_epoch, self.every_seconds = steps_per_epoch, every_seconds
-    self.start_time, self.last = time.monotonic(), 0.0
+  Attributes:
+    optimizer_fn: builds the optimizer (gin: `make_optimizer`).
+    class_weighting: "none", "median_frequency" or "explicit" (losses.py).
+    explicit_class_weights: the weights for "explicit".
+    weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
+    clip_norm: global gradient-norm clipping; None: off.
+  """
+  optimizer_fn: Callable = optimizers.make_optimizer
+  class_weighting: str = "none"
+  explicit_class_weights: Optional[Sequence[float]] = None
+  weight_decay: float = 0.0
+  clip_norm: Optional[float] = None
 
-  def __call__(self, step: int, loss: float, images_per_second: float):
-    now = time.monotonic()
-    if now - self.last < self.every_seconds and step != self.total_steps:
-      return
-    self.last = now
-    rate = (step - self.start_step) / (now - self.start_time)
-    logging.info("step %d/%d epoch %.1f loss/image %.4g %.1f images/s ETA %s",
-                 step, self.total_steps, step / self.steps_per_epoch, loss,
-                 images_per_second, _duration((self.total_steps - step) / max(rate, 1e-9)))
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+  """What the run leaves behind besides the best checkpoint.
+
+  Attributes:
+    checkpoints_to_keep: rolling checkpoints kept besides the best one.
+    log_every_seconds: how often the progress line is printed.
+    num_summary_images: validation images drawn in TensorBoard.
+  """
+  checkpoints_to_keep: int = 3
+  log_every_seconds: float = 10.0
+  num_summary_images: int = 3
+
+
+# Flat `train.<name>` bindings of configurations written before the option
+# groups existed (operative_config.gin of older runs): the group each belongs to.
+LEGACY_BINDINGS = {
+    **{f.name: "schedule" for f in dataclasses.fields(Schedule)},
+    **{f.name: "optimisation" for f in dataclasses.fields(Optimisation)},
+    **{f.name: "checkpointing" for f in dataclasses.fields(Checkpointing)},
+    "strategy": "distribution",
+}
 
 
 def default_model_dir(gin_files: Sequence[str]) -> str:
@@ -110,34 +116,60 @@ def default_model_dir(gin_files: Sequence[str]) -> str:
   return os.path.join("runs", os.path.splitext(os.path.basename(gin_files[-1]))[0])
 
 
-def train(model_dir: str,
-          model_fn: Callable = gin.REQUIRED,
-          records_dir: str = gin.REQUIRED,
+@dataclasses.dataclass
+class _Run:
+  """Everything the phases of a training run share."""
+  model_dir: str
+  write_dir: str
+  chief: bool
+  records_dir: str
+  metadata: dict
+  batch_size: int
+  steps_per_epoch: int
+  total_steps: int
+  validate_every: int
+  schedule: Schedule
+  checkpointing: Checkpointing
+  strategy: tf.distribute.Strategy
+  model: object
+  optimizer: object
+  initial_learning_rate: float
+  early_stopping: run_control.EarlyStopping
+  manager: tf.train.CheckpointManager
+  best_manager: tf.train.CheckpointManager
+  train_loop: Callable
+  evaluate_batch: Callable
+  make_dataset: Callable
+  input_options: input_pipeline.InputOptions
+  seed: int
+  train_writer: object
+  validation_writer: object
+  validation_split: Optional[str]
+  result: dict = dataclasses.field(default_factory=dict)
+  progress: Optional[RateLog] = None  # Created once the start step is known.
+
+  @property
+  def step(self) -> int:
+    return int(self.optimizer.iterations.numpy())
+
+
+def train(model_dir: str, *,
+          model_fn: Callable,
+          records_dir: str,
           batch_size: int = 5,
-          max_epochs: int = 1000,
-          max_steps: Optional[int] = None,
-          validate_every_steps: Optional[int] = None,
-          min_epochs: int = 100,
-          patience: int = 6,
-          steps_per_loop: int = 10,
-          class_weighting: str = "none",
-          explicit_class_weights: Optional[Sequence[float]] = None,
-          weight_decay: float = 0.0,
-          clip_norm: Optional[float] = None,
-          optimizer_fn: Callable = optimizers.make_optimizer,
-          learning_rate_drop_epochs: Sequence[int] = (),
-          learning_rate_drop_factor: float = 0.1,
+          schedule: Schedule = Schedule(),
+          optimisation: Optimisation = Optimisation(),
+          checkpointing: Checkpointing = Checkpointing(),
           input_options: Optional[input_pipeline.InputOptions] = None,
           cache_features: bool = False,
           train_split: str = "train",
-          validation_split: str = "val",
+          validation_split: Optional[str] = "val",
           seed: int = 0,
           deterministic: bool = False,
-          strategy: str = "auto",
+          distribution: str = "auto",
           jit_compile: Optional[bool] = None,
-          log_every_seconds: float = 10.0,
-          num_summary_images: int = 3,
-          checkpoints_to_keep: int = 3) -> dict:
+          operative_config: Callable[[], str] = str,
+          **legacy_bindings) -> dict:
   """Trains until early stopping, `max_epochs` or `max_steps`.
 
   Args:
@@ -145,98 +177,119 @@ def train(model_dir: str,
     model_fn: builds the model (gin: the configured `ReSeg`).
     records_dir: the converter's output folder (shards + metadata.json).
     batch_size: global batch size (paper: 5).
-    max_epochs: hard limit on epochs.
-    max_steps: optional hard limit on steps (overrides epochs when smaller).
-    validate_every_steps: validate every N steps; None: every epoch (code).
-    min_epochs: early stopping is off before this epoch (code: 100).
-    patience: validations without improvement that stop training (code: 6).
-    steps_per_loop: train steps per `tf.function` call.
-    class_weighting: "none", "median_frequency" or "explicit" (losses.py).
-    explicit_class_weights: the weights for "explicit".
-    weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
-    clip_norm: global gradient-norm clipping; None: off.
-    optimizer_fn: builds the optimizer (gin: `make_optimizer`).
-    learning_rate_drop_epochs: epochs from which the learning rate is
-      multiplied by `learning_rate_drop_factor` once more (step decay; the
-      paper has none). Empty: constant.
-    learning_rate_drop_factor: the factor of each drop.
+    schedule: epochs, validation and learning-rate drops.
+    optimisation: optimizer, class weights, weight decay, clipping.
+    checkpointing: rolling checkpoints, progress lines, summary images.
     input_options: augmentation and pipeline options (default: none, as the paper).
     cache_features: compute the frozen VGG features of the training images
       once into `model_dir/feature_cache/<train_split>` and train the rest
-      from them (feature_cache.py; needs a frozen VGG and no random
+      from them (data/feature_cache.py; needs a frozen VGG and no random
       augmentation). Off by default.
     train_split: split to train on.
     validation_split: split to validate on; None or absent: no validation.
     seed: seeds initialisation, data order and augmentation.
     deterministic: also make every op deterministic (slower), so that a
       resumed run equals an uninterrupted one bit for bit.
-    strategy: "auto", "mirrored" or "multi_worker" (distribute.py).
+    distribution: "auto", "mirrored" or "multi_worker" (distribute.py).
     jit_compile: compile the whole trainable part with XLA; None:
-      `steps.default_jit_compile()` (only on GPUs).
-    log_every_seconds: how often the progress line is printed.
-    num_summary_images: validation images drawn in TensorBoard.
-    checkpoints_to_keep: rolling checkpoints kept besides the best one.
+      `eval_step.default_jit_compile()` (only on GPUs).
+    operative_config: returns the configuration text that ran (gin's
+      operative config), written to `model_dir` and TensorBoard.
+    **legacy_bindings: flat option names of older configurations
+      (`max_epochs=...`), moved into their option group.
 
   Returns:
     A summary: final step, epoch, best validation mean IoU and its step.
 
   Raises:
+    InputError: records without metadata.json, a model whose number of
+      classes differs from the records', or a model_dir in use.
     NonFiniteLossError: the loss became NaN or infinite (a checkpoint of the
       state that produced it is written to `model_dir/nonfinite`).
   """
+  groups = _apply_legacy_bindings(
+      dict(schedule=schedule, optimisation=optimisation, checkpointing=checkpointing,
+           distribution=distribution), legacy_bindings)
+  strategy = distribute.make_strategy(groups["distribution"])
+  write_dir = model_dir if distribute.is_chief(strategy) else os.path.join(
+      model_dir, "workers", f"{strategy.cluster_resolver.task_id}")
+  logging.info("Distribution: %s, %d replica(s).", type(strategy).__name__,
+               strategy.num_replicas_in_sync)
+  with run_control.ModelDirLock(write_dir):
+    run = _build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size,
+                 groups["schedule"], groups["optimisation"], groups["checkpointing"],
+                 input_options, cache_features, train_split, validation_split, seed,
+                 deterministic, jit_compile)
+    _restore(run)
+    run.progress = RateLog("step", run.total_steps, logging.info, unit="steps",
+                           every_seconds=run.checkpointing.log_every_seconds,
+                           start=run.step)
+    _write_run_description(run, operative_config(), train_split)
+    with run_control.StopRequests() as stop:
+      while run.step < run.total_steps and not stop.signal_name:
+        if _run_epoch(run, stop):  # True: early stopping.
+          break
+      _finish(run, stop.signal_name)
+  return run.result
+
+
+def _apply_legacy_bindings(groups: dict, legacy: dict) -> dict:
+  for name, value in legacy.items():
+    group = LEGACY_BINDINGS.get(name)
+    if group is None:
+      raise TypeError(f"train() got an unexpected argument {name!r}")
+    if group == "distribution":
+      groups[group] = value
+    else:
+      groups[group] = dataclasses.replace(groups[group], **{name: value})
+  return groups
+
+
+def _build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, schedule,
+           optimisation, checkpointing, input_options, cache_features, train_split,
+           validation_split, seed, deterministic, jit_compile) -> _Run:
+  """Model, optimizer, checkpoints, steps, datasets and writers of a run."""
   tf.random.set_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
   metadata = records.load_metadata(records_dir)
   num_classes = metadata["num_classes"]
+  if train_split not in metadata["splits"]:
+    raise InputError(os.path.join(records_dir, records.METADATA_FILENAME),
+                     f"no {train_split!r} split (it has {', '.join(metadata['splits'])})")
   num_train = metadata["splits"][train_split]["num_examples"]
-  has_validation = bool(validation_split) and validation_split in metadata["splits"]
   steps_per_epoch = max(1, num_train // batch_size)
-  total_steps = max_epochs * steps_per_epoch
-  if max_steps is not None:
-    total_steps = min(total_steps, max_steps)
-  validate_every = validate_every_steps or steps_per_epoch
+  total_steps = schedule.max_epochs * steps_per_epoch
+  if schedule.max_steps is not None:
+    total_steps = min(total_steps, schedule.max_steps)
 
-  strategy_ = distribute.make_strategy(strategy)
-  chief = distribute.is_chief(strategy_)
-  with strategy_.scope():
+  with strategy.scope():
     model = model_fn()
     if model.num_classes != num_classes:
-      raise ValueError(f"the model predicts {model.num_classes} classes but "
-                       f"{records_dir} has {num_classes}: set ReSeg.num_classes")
-    optimizer = optimizer_fn()
+      raise InputError(os.path.join(records_dir, records.METADATA_FILENAME), (
+          f"{num_classes} classes, but the model predicts {model.num_classes}: "
+          "set ReSeg.num_classes"))
+    optimizer = optimisation.optimizer_fn()
     optimizer.build(model.trainable_variables)
-  # The optimizer's own learning-rate variable is set at each epoch start
-  # rather than replaced by a Keras schedule: Keras 3 checkpoints optimizer
-  # variables by position, so a schedule (no variable) could not resume runs
-  # started without one.
-  initial_learning_rate = float(optimizer.learning_rate.numpy())
-  early_stopping = _EarlyStopping(min_epochs, patience)
+  early_stopping = run_control.EarlyStopping(schedule.min_epochs, schedule.patience)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                    best_miou=early_stopping.best,
                                    stale_validations=early_stopping.stale)
-  write_dir = model_dir if chief else os.path.join(
-      model_dir, "workers", f"{strategy_.cluster_resolver.task_id}")
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
-                                       max_to_keep=checkpoints_to_keep)
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(write_dir, run_files.CHECKPOINTS_DIR),
+      max_to_keep=checkpointing.checkpoints_to_keep)
   best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                                            os.path.join(write_dir, "best"), max_to_keep=1)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("Resumed from %s (step %d).", manager.latest_checkpoint,
-                 int(optimizer.iterations.numpy()))
+                                            os.path.join(write_dir, run_files.BEST_DIR),
+                                            max_to_keep=1)
 
-  weights = losses.class_weights(class_weighting, metadata, model.num_outputs,
-                                 explicit_class_weights)
-  loss_options = steps.LossOptions(
+  weights = losses.class_weights(optimisation.class_weighting, metadata, model.num_outputs,
+                                 optimisation.explicit_class_weights)
+  loss_options = train_step.LossOptions(
       global_batch_size=batch_size, class_weights=weights,
       void_class=num_classes if model.void_as_class else None,
-      weight_decay=weight_decay, clip_norm=clip_norm)
+      weight_decay=optimisation.weight_decay, clip_norm=optimisation.clip_norm)
   if jit_compile is None:
-    jit_compile = steps.default_jit_compile()
-  train_loop = steps.make_train_loop(strategy_, model, optimizer, loss_options,
-                                     jit_compile=jit_compile)
-  eval_step = steps.make_eval_step(strategy_, model, num_classes, jit_compile=jit_compile)
+    jit_compile = eval_step.default_jit_compile()
   options = input_options or input_pipeline.InputOptions()
   make_dataset = functools.partial(input_pipeline.make_train_dataset, records_dir, train_split)
   if cache_features:
@@ -244,123 +297,160 @@ def train(model_dir: str,
     info = feature_cache.ensure(model, records_dir, train_split, cache_dir,
                                 options.augment, log=logging.info)
     make_dataset = functools.partial(feature_cache.make_dataset, cache_dir, info)
-
-  train_writer = tf.summary.create_file_writer(os.path.join(write_dir, "train"))
-  validation_writer = tf.summary.create_file_writer(os.path.join(write_dir, "validation"))
-  _write_operative_config(write_dir, train_writer, int(optimizer.iterations.numpy()))
-
-  def validate(step: int) -> dict:
-    dataset = strategy_.distribute_datasets_from_function(
-        lambda context: input_pipeline.make_eval_dataset(
-            records_dir, validation_split, batch_size, input_context=context))
-    confusion = np.zeros((num_classes, num_classes + 1), np.int64)
-    for batch in dataset:
-      confusion += eval_step(batch).numpy()
-    scores = metrics.scores(confusion, metadata["class_names"])
-    if chief:
-      summaries.write_metrics(validation_writer, step, scores, metadata["class_names"])
-      _write_prediction_images(validation_writer, step, model, records_dir,
-                               validation_split, metadata, num_summary_images)
-    return scores
-
-  result = {"steps_per_epoch": steps_per_epoch}
-  step = int(optimizer.iterations.numpy())
-  progress = _ProgressLog(step, total_steps, steps_per_epoch, log_every_seconds)
-  with _StopRequests() as stop:
-    while step < total_steps:
-      epoch = step // steps_per_epoch
-      optimizer.learning_rate.assign(learning_rate_at(
-          epoch, initial_learning_rate, learning_rate_drop_epochs,
-          learning_rate_drop_factor))
-      iterator = iter(strategy_.distribute_datasets_from_function(
-          lambda context, e=epoch, skip=step % steps_per_epoch:
-          make_dataset(batch_size, options, seed=seed * 100003 + e,
-                       input_context=context).skip(skip)))
-      epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
-      while step < epoch_end and not stop.signal_name:
-        next_validation = (step // validate_every + 1) * validate_every
-        num_steps = min(steps_per_loop, epoch_end - step, next_validation - step)
-        loop_start = time.monotonic()
-        loss = float(train_loop(iterator, tf.constant(num_steps)))
-        step += num_steps
-        if not math.isfinite(loss):
-          path = tf.train.Checkpoint(model=model, optimizer=optimizer).write(
-              os.path.join(write_dir, "nonfinite", "state"))
-          raise NonFiniteLossError(
-              f"loss is {loss} at step {step}; the state that produced it is in "
-              f"{path}, the last good checkpoint in {manager.latest_checkpoint}")
-        images_per_second = num_steps * batch_size / (time.monotonic() - loop_start)
-        if chief:
-          summaries.write_scalars(train_writer, step, {
-              "loss": loss, "images_per_second": images_per_second,
-              "learning_rate": float(optimizer.learning_rate.numpy())})
-        progress(step, loss, images_per_second)
-        if step % validate_every == 0 and has_validation:
-          scores = validate(step)
-          improved = early_stopping.update(scores["mean_iou"])
-          if improved:
-            best_manager.save(checkpoint_number=step)
-            result.update(best_step=step)
-          logging.info("validation at step %d: mean IoU %.4f, global accuracy %.4f, "
-                       "class average accuracy %.4f%s", step, scores["mean_iou"],
-                       scores["global_accuracy"], scores["class_average_accuracy"],
-                       " (best)" if improved else "")
-          result["last_validation"] = scores
-          manager.save(checkpoint_number=step)
-          if early_stopping.should_stop(step // steps_per_epoch):
-            logging.info("Early stopping: %d validations without improvement "
-                         "after epoch %d.", patience, min_epochs)
-            result["early_stopped"] = True
-            break
-      if stop.signal_name or result.get("early_stopped"):
-        break
-    if os.path.basename(manager.latest_checkpoint or "") != f"ckpt-{step}":
-      manager.save(checkpoint_number=step)
-    if stop.signal_name:
-      logging.info("%s received: wrote a checkpoint at step %d and stopped.",
-                   stop.signal_name, step)
-      result["interrupted_by"] = stop.signal_name
-  train_writer.flush()
-  validation_writer.flush()
-  result.update(step=step, epoch=step / steps_per_epoch, best_mean_iou=float(early_stopping.best.numpy()))
-  if chief:
-    with open(os.path.join(model_dir, "train_result.json"), "w") as f:
-      json.dump(result, f, indent=1)
-  return result
+  has_validation = bool(validation_split) and validation_split in metadata["splits"]
+  return _Run(
+      model_dir=model_dir, write_dir=write_dir, chief=distribute.is_chief(strategy),
+      records_dir=records_dir, metadata=metadata, batch_size=batch_size,
+      steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+      validate_every=schedule.validate_every_steps or steps_per_epoch,
+      schedule=schedule, checkpointing=checkpointing, strategy=strategy, model=model,
+      optimizer=optimizer,
+      # The optimizer's own learning-rate variable is set at each epoch start
+      # rather than replaced by a Keras schedule: Keras 3 checkpoints optimizer
+      # variables by position, so a schedule (no variable) could not resume runs
+      # started without one.
+      initial_learning_rate=float(optimizer.learning_rate.numpy()),
+      early_stopping=early_stopping, manager=manager, best_manager=best_manager,
+      train_loop=train_step.make_train_loop(strategy, model, optimizer, loss_options,
+                                            jit_compile=jit_compile),
+      evaluate_batch=eval_step.make_eval_step(strategy, model, num_classes,
+                                              jit_compile=jit_compile),
+      make_dataset=make_dataset, input_options=options, seed=seed,
+      train_writer=tf.summary.create_file_writer(os.path.join(write_dir, "train")),
+      validation_writer=tf.summary.create_file_writer(os.path.join(write_dir, "validation")),
+      validation_split=validation_split if has_validation else None,
+      result={"steps_per_epoch": steps_per_epoch})
 
 
-def learning_rate_at(epoch: int, initial: float, drop_epochs: Sequence[int],
-                     factor: float) -> float:
-  """Step decay: `initial` times `factor` per drop epoch reached (0-based)."""
-  return initial * factor ** sum(epoch >= e for e in drop_epochs)
+def _restore(run: _Run):
+  """Resumes from the latest rolling checkpoint, if any."""
+  latest = run.manager.latest_checkpoint
+  if latest:
+    try:
+      run.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      raise InputError(latest, "does not fit the configured model and optimizer "
+                       "(another configuration was trained in this model_dir?): "
+                       f"{str(e).splitlines()[0][:300]}") from e
+    logging.info("Resumed from %s (step %d).", latest, run.step)
 
 
-def _duration(seconds: float) -> str:
-  seconds = int(seconds)
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-      f"{seconds // 60}m{seconds % 60:02d}s"
+def _run_epoch(run: _Run, stop: run_control.StopRequests) -> bool:
+  """Trains to the end of the current epoch (or a stop request), validating
+  on schedule. Returns True when early stopping ends the run."""
+  step, epoch = run.step, run.step // run.steps_per_epoch
+  run.optimizer.learning_rate.assign(run_control.learning_rate_at(
+      epoch, run.initial_learning_rate, run.schedule.learning_rate_drop_epochs,
+      run.schedule.learning_rate_drop_factor))
+  iterator = iter(run.strategy.distribute_datasets_from_function(
+      lambda context: run.make_dataset(
+          run.batch_size, run.input_options,
+          seed=input_pipeline.epoch_seed(run.seed, epoch),
+          input_context=context).skip(step % run.steps_per_epoch)))
+  epoch_end = min((epoch + 1) * run.steps_per_epoch, run.total_steps)
+  while step < epoch_end and not stop.signal_name:
+    next_validation = (step // run.validate_every + 1) * run.validate_every
+    num_steps = min(run.schedule.steps_per_loop, epoch_end - step, next_validation - step)
+    loop_start = time.monotonic()
+    loss = float(run.train_loop(iterator, tf.constant(num_steps)))
+    step += num_steps
+    if not math.isfinite(loss):
+      path = tf.train.Checkpoint(model=run.model, optimizer=run.optimizer).write(
+          os.path.join(run.write_dir, "nonfinite", "state"))
+      raise NonFiniteLossError(
+          f"loss is {loss} at step {step}; the state that produced it is in "
+          f"{path}, the last good checkpoint in {run.manager.latest_checkpoint}")
+    images_per_second = num_steps * run.batch_size / (time.monotonic() - loop_start)
+    if run.chief:
+      summaries.write_scalars(run.train_writer, step, {
+          "loss": loss, "images_per_second": images_per_second,
+          "learning_rate": float(run.optimizer.learning_rate.numpy())})
+    run.progress.update(num_steps, detail=f"epoch {step / run.steps_per_epoch:.1f} "
+                    f"loss/image {loss:.4g} {images_per_second:.1f} images/s",
+                    force=step == run.total_steps)
+    if step % run.validate_every == 0 and run.validation_split:
+      if _validate_and_checkpoint(run, step):
+        return True
+  return False
 
 
-def _write_operative_config(write_dir: str, writer, step: int):
-  """Records the gin configuration that actually ran (file and TensorBoard)."""
-  config = gin.operative_config_str()
-  os.makedirs(write_dir, exist_ok=True)
-  with open(os.path.join(write_dir, "operative_config.gin"), "w") as f:
+def _validate_and_checkpoint(run: _Run, step: int) -> bool:
+  """Validates, keeps the best and a rolling checkpoint; True to stop early."""
+  scores = _validate(run, step)
+  improved = run.early_stopping.update(scores["mean_iou"])
+  if improved:
+    run.best_manager.save(checkpoint_number=step)
+    run.result.update(best_step=step)
+  logging.info("validation at step %d: mean IoU %.4f, global accuracy %.4f, "
+               "class average accuracy %.4f%s", step, scores["mean_iou"],
+               scores["global_accuracy"], scores["class_average_accuracy"],
+               " (best)" if improved else "")
+  run.result["last_validation"] = scores
+  run.manager.save(checkpoint_number=step)
+  if run.early_stopping.should_stop(step // run.steps_per_epoch):
+    logging.info("Early stopping: %d validations without improvement after epoch %d.",
+                 run.schedule.patience, run.schedule.min_epochs)
+    run.result["early_stopped"] = True
+  return bool(run.result.get("early_stopped"))
+
+
+def _validate(run: _Run, step: int) -> dict:
+  num_classes, class_names = run.metadata["num_classes"], run.metadata["class_names"]
+  dataset = run.strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.make_eval_dataset(
+          run.records_dir, run.validation_split, run.batch_size, input_context=context))
+  confusion = np.zeros((num_classes, num_classes + 1), np.int64)
+  for batch in dataset:
+    confusion += run.evaluate_batch(batch).numpy()
+  scores = metrics.scores(confusion, class_names)
+  if run.chief:
+    summaries.write_metrics(run.validation_writer, step, scores, class_names)
+    _write_prediction_images(run, step)
+  return scores
+
+
+def _finish(run: _Run, signal_name: Optional[str]):
+  """Last checkpoint, summaries flushed, train_result.json."""
+  step = run.step
+  if os.path.basename(run.manager.latest_checkpoint or "") != f"ckpt-{step}":
+    run.manager.save(checkpoint_number=step)
+  if signal_name:
+    logging.info("%s received: wrote a checkpoint at step %d and stopped.",
+                 signal_name, step)
+    run.result["interrupted_by"] = signal_name
+  run.train_writer.flush()
+  run.validation_writer.flush()
+  run.result.update(step=step, epoch=step / run.steps_per_epoch,
+                    best_mean_iou=float(run.early_stopping.best.numpy()))
+  if run.chief:
+    with open(os.path.join(run.model_dir, "train_result.json"), "w") as f:
+      json.dump(run.result, f, indent=1)
+
+
+def _write_run_description(run: _Run, config: str, train_split: str):
+  """The configuration that ran (file and TensorBoard) and model_info.json,
+  what evaluate, predict and export read of the run besides its weights."""
+  os.makedirs(run.write_dir, exist_ok=True)
+  with open(os.path.join(run.write_dir, run_files.OPERATIVE_CONFIG), "w") as f:
     f.write(config)
-  with writer.as_default(step=step):
+  run_files.write_model_info(run.write_dir, run_files.model_info(
+      run.records_dir, run.metadata, run.batch_size, train_split=train_split,
+      validation_split=run.validation_split, void_as_class=bool(run.model.void_as_class)))
+  with run.train_writer.as_default(step=run.step):
     # Markdown: indent every line so TensorBoard shows it as code.
     tf.summary.text(summaries.OPERATIVE_CONFIG_TAG,
-                    "\n".join("    " + l for l in config.splitlines()))
+                    "\n".join("    " + line for line in config.splitlines()))
 
 
-def _write_prediction_images(writer, step, model, records_dir, split, metadata, count):
+def _write_prediction_images(run: _Run, step: int):
+  count = run.checkpointing.num_summary_images
   if count <= 0:
     return
-  dataset = input_pipeline.make_eval_dataset(records_dir, split, count)
+  dataset = input_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count)
   batch = next(iter(dataset))
-  predictions = tf.argmax(model(batch["image"]), axis=-1).numpy()
+  predictions = tf.argmax(run.model(batch["image"]), axis=-1).numpy()
   strip = summaries.comparison_strip(batch["image"].numpy(), batch["label"].numpy(),
-                                     predictions, metadata["class_colors"])
-  with writer.as_default(step=step):
+                                     predictions, run.metadata["class_colors"])
+  with run.validation_writer.as_default(step=step):
     tf.summary.image("input_truth_prediction", strip[batch["mask"].numpy()],
                      max_outputs=count)

@@ -8,7 +8,7 @@ import os
 from absl import flags
 
 from data_prep import build
-from reseg_tf import records
+from reseg_tf.data import records
 
 
 def run_build(*args: str) -> tuple[int, str, str]:

@@ -5,11 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
-from PIL import Image
 import tensorflow as tf
+from PIL import Image
 
 from data_prep import split_files, synthetic, writer
-from reseg_tf import input_pipeline, records
+from reseg_tf.data import input_pipeline, records
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

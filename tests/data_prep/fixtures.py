@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from data_prep import camvid
-from reseg_tf import records
+from reseg_tf.data import records
 
 # The 32 classes of the Cambridge release's label_colors.txt.
 CAMBRIDGE_COLORS = """64 128 64\tAnimal

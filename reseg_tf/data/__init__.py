@@ -1,0 +1,1 @@
+"""Records, augmentation, the input pipeline and the feature cache."""

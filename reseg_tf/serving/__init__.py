@@ -1,0 +1,1 @@
+"""Loading trained models, segmenting images, SavedModel export."""

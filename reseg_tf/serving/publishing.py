@@ -1,0 +1,165 @@
+"""Publishing a trained model: `models/<name>/`, small enough for the repository.
+
+`publish` turns a training run's checkpoint into a published model (layout
+in `common/run_files.py`): the model's weights only (no optimizer slots, so
+about a third of a rolling checkpoint), the run's operative gin config, its
+`model_info.json` extended with the checkpoint's step, the parameter count
+and the training budget, and a model card. `write_card` (re)writes the card
+from those facts and from the model's entries in a results file such as
+docs/results.json (written by `python -m reseg_tf.evaluate --model=<name>
+--results_file=...`), so every number in a card comes from a command.
+"""
+
+import datetime
+import json
+import os
+import shutil
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf.common import run_files
+from reseg_tf.common.errors import InputError
+from reseg_tf.data import records
+from reseg_tf.evaluation import results
+from reseg_tf.serving import restore
+
+# What each dataset's published model is for, and what it is not.
+_USE = {
+    "horse": ("Figure/ground segmentation of horses in photographs like the Weizmann "
+              "Horse database's (mostly side views of one horse, 100-500 pixels wide).",
+              "Trained on 197 images: expect it to fail on other animals, unusual poses, "
+              "several horses or cluttered scenes; it was never meant as a general "
+              "animal segmenter."),
+    "flowers": ("Flower/background segmentation of close-up flower photographs like "
+                "Oxford Flowers 17's (one flower species per image, centred).",
+                "Trained on 508 images of 17 species at 256x256; other species, "
+                "several flowers or non-centred flowers are out of its domain."),
+    "camvid": ("Street-scene parsing into CamVid's 11 classes, for 360x480 frames from "
+               "a car's dashboard in daylight (Cambridge, UK, 2007-2008).",
+               "Trained on 367 frames of three drives: scores on other drives are lower "
+               "than on val (see the card's numbers), thin classes (Pole, SignSymbol) "
+               "are the weakest; not for safety-related use."),
+}
+
+
+def count_parameters(model) -> int:
+  """Trainable parameters of `model`."""
+  return int(sum(np.prod(v.shape) for v in model.trainable_variables))
+
+
+def publish(model_dir: str, name: str, checkpoint: str = "best",
+            models_dir: str = run_files.MODELS_DIR, overwrite: bool = False) -> str:
+  """Writes `models_dir/<name>/` from `model_dir`'s `checkpoint`.
+
+  The folder is written beside its destination and renamed into place, so a
+  failed publish leaves no half-written model.
+
+  Returns:
+    The published model's folder.
+
+  Raises:
+    InputError: the folder exists and `overwrite` is False, or the run
+      cannot be restored.
+  """
+  destination = os.path.join(models_dir, name)
+  if os.path.exists(destination) and not overwrite:
+    raise InputError(destination, "exists: pass --overwrite to replace it")
+  restored = restore.load_run(model_dir, checkpoint)
+  info = dict(restored.info)
+  if "class_names" not in info:  # A run from before model_info.json.
+    info = run_files.model_info(info["records_dir"], records.load_metadata(info["records_dir"]),
+                                info.get("batch_size") or 5)
+  info.update(
+      name=name, step=restored.step, trainable_parameters=count_parameters(restored.model),
+      void_as_class=bool(restored.model.void_as_class),
+      training=results.training_budget(model_dir, restored.step),
+      training_hardware=results.hardware(),
+      source={"model_dir": model_dir, "checkpoint": restored.checkpoint,
+              "published": datetime.date.today().isoformat()})
+  temporary = destination + ".tmp"
+  shutil.rmtree(temporary, ignore_errors=True)
+  os.makedirs(temporary)
+  try:
+    tf.train.Checkpoint(model=restored.model).write(
+        os.path.join(temporary, run_files.PUBLISHED_WEIGHTS))
+    shutil.copy(os.path.join(model_dir, run_files.OPERATIVE_CONFIG),
+                os.path.join(temporary, run_files.PUBLISHED_CONFIG))
+    run_files.write_model_info(temporary, info)
+    write_card(temporary, name=name)
+    shutil.rmtree(destination, ignore_errors=True)
+    os.replace(temporary, destination)
+  except BaseException:
+    shutil.rmtree(temporary, ignore_errors=True)
+    raise
+  return destination
+
+
+def write_card(folder: str, name: Optional[str] = None,
+               results_file: Optional[str] = None) -> str:
+  """(Re)writes `folder/README.md`, the model card, from `model_info.json`
+  and the model's entries in `results_file` (`<name>` and `<name>@<split>`)."""
+  info = run_files.read_model_info(folder)
+  if info is None:
+    raise InputError(os.path.join(folder, run_files.MODEL_INFO), "not found")
+  name = name or info.get("name") or os.path.basename(os.path.normpath(folder))
+  entries = {}
+  if results_file and os.path.exists(results_file):
+    with open(results_file) as f:
+      entries = {k: v for k, v in json.load(f).items()
+                 if k == name or k.startswith(name + "@")}
+  dataset = info.get("dataset", "")
+  use, limits = _USE.get(dataset, ("Segmentation of images like its training data.",
+                                   "Untested outside its training data's domain."))
+  training = info.get("training", {})
+  lines = [
+      f"# `{name}`: ReSeg, {dataset or 'custom data'}, from random initialisation", "",
+      f"Segments images into {info['num_classes']} classes "
+      f"({', '.join(info['class_names'])}). Trained **from random initialisation** "
+      "(no ImageNet weights) with reseg-tf.", "",
+      "    python -m reseg_tf.predict --model=" + name + " --input=<image or folder>", "",
+      "## Model", "",
+      f"- Trainable parameters: {info['trainable_parameters']:,}",
+      f"- Configuration: `config.gin` (the operative config of its training run); "
+      f"classes, colours and ignore value ({info.get('ignore_label', 255)}): "
+      "`model_info.json`.",
+      f"- Weights: `weights.*`, the checkpoint of training step {info.get('step')}, "
+      "model variables only.", "",
+      "## Data and training", "",
+      f"- Records: `python -m data_prep.build --dataset={dataset}` into "
+      f"`{info.get('records_dir')}`; trained on split `{info.get('train_split', 'train')}`, "
+      f"checkpoint selected on `{info.get('validation_split', 'val')}` (see `config.gin` "
+      "for the selection rule).",
+      f"- Budget: {_number(training.get('epoch'), '.0f')} epochs "
+      f"({training.get('trained_steps')} steps trained), "
+      f"{_number(training.get('training_hours'), '.2f')} h on {info.get('training_hardware')}.",
+      "", "## Metrics", ""]
+  if entries:
+    lines += ["| split | global accuracy | class-average accuracy | mean IoU | "
+              "foreground IoU | command |", "|---|---|---|---|---|---|"]
+    for key in sorted(entries):
+      entry = entries[key]
+      lines.append(
+          f"| {entry['split']} | {_percent(entry.get('global_accuracy'))} | "
+          f"{_percent(entry.get('class_average_accuracy'))} | "
+          f"{_percent(entry.get('mean_iou'))} | {_percent(entry.get('foreground_iou'))} | "
+          f"`{entry.get('command')}` |")
+    lines += ["", "Numbers in percent, from the results file's entries "
+              f"{', '.join(f'`{k}`' for k in sorted(entries))}; void pixels excluded."]
+  else:
+    lines.append("Not evaluated yet: `python -m reseg_tf.evaluate --model=" + name +
+                 " --split=test --results_file=docs/results.json`.")
+  lines += ["", "## Intended use and limits", "", use, "", limits, ""]
+  path = os.path.join(folder, "README.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines))
+  return path
+
+
+def _percent(value) -> str:
+  return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _number(value, spec: str) -> str:
+  return "?" if value is None else format(value, spec)

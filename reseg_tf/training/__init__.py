@@ -1,0 +1,1 @@
+"""The trainer, its train step, losses, optimizers and distribution."""

@@ -1,0 +1,104 @@
+"""The distributed train step (several steps per `tf.function` call).
+
+Per replica, the frozen front-end (VGG) runs first, outside XLA: it needs no
+gradient, and on CPUs oneDNN runs its convolutions faster than XLA does
+(bf16 included: docs/performance.md). The trainable part (ReNet, upsampling,
+classifier), its loss and its gradient run in one XLA-compiled function. The
+optimizer is applied outside the compiled function, in replica context: Keras
+3 optimizers then all-reduce the gradients themselves. Several steps run per
+`tf.function` call (a `tf.range` loop) to keep Python out of the hot path.
+Batches from `feature_cache` carry the front end's output as `"features"`.
+
+The loss of each replica is its per-image sums divided by the *global* batch
+size (the original code: summed over an image's pixels, averaged over
+images), so the all-reduced (summed) gradient equals the single-replica
+gradient of the same global batch.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf.model.reseg import spatial_size
+from reseg_tf.training import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class LossOptions:
+  """What the loss needs besides logits and labels."""
+  global_batch_size: int
+  class_weights: Optional[np.ndarray] = None  # [num_outputs] or None.
+  void_class: Optional[int] = None  # Train void as this class (code).
+  weight_decay: float = 0.0  # L2 on kernels: weight_decay * sum(w^2).
+  clip_norm: Optional[float] = None  # Global gradient-norm clipping.
+
+
+def _regularised(variables):
+  """Kernels only, as Lasagne's `regularize_network_params` (no biases)."""
+  return [v for v in variables if len(v.shape) > 1]
+
+
+def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
+                    options: LossOptions, jit_compile: bool = True
+                    ) -> Callable[[object, tf.Tensor], tf.Tensor]:
+  """Returns `loop(iterator, num_steps) -> mean loss per image`.
+
+  Args:
+    strategy: the strategy whose scope holds `model` and `optimizer`.
+    model: a `model.ReSeg`.
+    optimizer: a Keras 3 optimizer built for `model.trainable_variables`.
+    options: loss and gradient options.
+    jit_compile: compile the trainable part with XLA.
+  """
+  variables = list(model.trainable_variables)
+  decayed = _regularised(variables)
+  frozen_front_end = model.vgg is None or not model.vgg.trainable_variables
+  weights = (None if options.class_weights is None
+             else tf.constant(options.class_weights, tf.float32))
+
+  def loss_and_gradients(inputs, labels):
+    with tf.GradientTape() as tape:
+      features = inputs if frozen_front_end else model.features(inputs)
+      logits = model.head(features, spatial_size(labels))
+      per_image, _ = losses.pixel_cross_entropy(
+          logits, labels, weights, void_class=options.void_class)
+      loss = tf.reduce_sum(per_image) / options.global_batch_size
+      objective = loss
+      if options.weight_decay:
+        # Summed over replicas by the optimizer: divide by their number.
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        objective += (options.weight_decay / replicas) * tf.add_n(
+            [tf.reduce_sum(tf.square(v)) for v in decayed])
+    return loss, tape.gradient(objective, variables)
+
+  compiled = tf.function(loss_and_gradients, jit_compile=jit_compile)
+
+  def replica_step(batch):
+    if "features" in batch:  # From feature_cache: the front end already ran.
+      inputs = batch["features"]
+    else:
+      inputs = batch["image"]
+      if frozen_front_end:
+        inputs = tf.stop_gradient(model.features(inputs))
+    loss, gradients = compiled(inputs, batch["label"])
+    if options.clip_norm:
+      # Clip the true global norm: all-reduce first, clip, then hand the
+      # optimizer per-replica shares it will sum back (docs/performance.md).
+      context = tf.distribute.get_replica_context()
+      gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+      gradients, _ = tf.clip_by_global_norm(gradients, options.clip_norm)
+      gradients = [g / context.num_replicas_in_sync for g in gradients]
+    optimizer.apply_gradients(zip(gradients, variables))
+    return loss
+
+  @tf.function
+  def loop(iterator, num_steps):
+    total = tf.constant(0.0)
+    for _ in tf.range(num_steps):
+      per_replica = strategy.run(replica_step, args=(next(iterator),))
+      total += strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    return total / tf.cast(num_steps, tf.float32)
+
+  return loop

@@ -1,0 +1,119 @@
+"""Tests of what the binaries share (reseg_tf/cli.py): one-line errors for
+expected mistakes, quiet TensorFlow start-up, one trainer per model_dir."""
+
+import os
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+from tests import fixtures
+
+
+def _run_quietly_configured(module, *args, timeout=300):
+  """Like `fixtures.run_module`, but with TensorFlow's log level unset, as a
+  user's shell has it, so the binary decides what to show."""
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=fixtures.ROOT,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=dict(env, PYTHONPATH=fixtures.ROOT))
+
+
+class ExpectedErrorsTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    root = tf.compat.v1.test.get_temp_dir()
+    cls.records, cls.model_dir, _ = fixtures.train_tiny_run(os.path.join(root, "cli"))
+
+  def assert_one_line_error(self, process, *fragments):
+    self.assertEqual(process.returncode, 1, process.stderr)
+    self.assertNotIn("Traceback", process.stderr)
+    last = process.stderr.strip().splitlines()[-1]
+    self.assertTrue(last.startswith("error: "), last)
+    for fragment in fragments:
+      self.assertIn(fragment, last)
+
+  def test_records_without_metadata(self):
+    empty = self.create_tempdir().full_path
+    process = _run_quietly_configured(
+        "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
+        f"--gin_bindings=train.records_dir = '{empty}'",
+        f"--model_dir={self.create_tempdir().full_path}")
+    self.assert_one_line_error(process, os.path.join(empty, "metadata.json"),
+                               "data_prep.build")
+
+  def test_checkpoint_that_does_not_fit_the_model(self):
+    process = _run_quietly_configured(
+        "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
+        "--gin_bindings=ReSeg.renet_units = (8, 8)")
+    self.assert_one_line_error(process, os.path.join(self.model_dir, "best"),
+                               "does not fit the configured model")
+
+  def test_verbose_shows_the_traceback(self):
+    process = _run_quietly_configured(
+        "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
+        "--gin_bindings=ReSeg.renet_units = (8, 8)", "--verbose")
+    self.assertNotEqual(process.returncode, 0)
+    self.assertIn("Traceback", process.stderr)
+
+  def test_unknown_published_model_lists_the_published_ones(self):
+    process = _run_quietly_configured("reseg_tf.predict", "--model=no_such_model",
+                                      f"--input={fixtures.ROOT}/docs/horse_test.png",
+                                      f"--output_dir={self.create_tempdir().full_path}")
+    self.assert_one_line_error(process, "no_such_model", "no such published model")
+
+  def test_start_up_is_quiet_unless_verbose(self):
+    args = ("reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
+            "--checkpoint=latest", f"--output={self.create_tempdir().full_path}/r.json")
+    quiet = _run_quietly_configured(*args)
+    self.assertEqual(quiet.returncode, 0, quiet.stderr)
+    for noise in ("oneDNN", "cuda", "I0000", "absl::InitializeLog", "Sharding callback"):
+      self.assertNotIn(noise, quiet.stderr)
+    self.assertIn("mean IoU", quiet.stdout)
+    verbose = _run_quietly_configured(*args, "--verbose")
+    self.assertEqual(verbose.returncode, 0, verbose.stderr)
+    self.assertIn("oneDNN", verbose.stderr)
+
+
+class ModelDirOwnershipTest(tf.test.TestCase):
+
+  def test_second_trainer_on_a_busy_model_dir_refuses(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    model_dir = os.path.join(root, "run")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
+         f"--gin_bindings=train.records_dir = '{records}'",
+         "--gin_bindings=Schedule.max_steps = 100000", f"--model_dir={model_dir}"],
+        cwd=fixtures.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    try:
+      lock = os.path.join(model_dir, "training.lock")
+      deadline = time.monotonic() + 120
+      while not os.path.exists(lock) and time.monotonic() < deadline:
+        time.sleep(0.2)
+      self.assertTrue(os.path.exists(lock))
+      second = _run_quietly_configured(
+          "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
+          f"--gin_bindings=train.records_dir = '{records}'", f"--model_dir={model_dir}")
+      self.assertEqual(second.returncode, 1, second.stderr)
+      self.assertIn(f"another training is running in this model_dir (pid {first.pid}",
+                    second.stderr.strip().splitlines()[-1])
+    finally:
+      first.kill()
+      first.wait()
+    # Killed: its lock stays behind, and does not block the next run.
+    self.assertTrue(os.path.exists(lock))
+    third = _run_quietly_configured(
+        "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
+        f"--gin_bindings=train.records_dir = '{records}'",
+        "--gin_bindings=Schedule.max_steps = 2", f"--model_dir={model_dir}")
+    self.assertEqual(third.returncode, 0, third.stderr)
+    self.assertFalse(os.path.exists(lock))
+
+
+if __name__ == "__main__":
+  tf.test.main()

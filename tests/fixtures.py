@@ -1,0 +1,79 @@
+"""Helpers the tests share: synthetic records, tiny trained runs, subprocesses.
+
+A tiny run is the quickstart configuration trained for a few steps on small
+synthetic records (seconds on 2 CPU cores); the evaluate, predict, export and
+publish tests read its checkpoints.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+import gin
+from data_prep import synthetic, writer
+from reseg_tf import configurables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "gin", "quickstart.gin")
+SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
+
+
+def build_synthetic(records_dir, sizes=(96, 24, 0), image_size=(32, 40)):
+  """Writes the synthetic dataset (seed 0) with `sizes` train/val/test images."""
+  writer.write_dataset(synthetic.plan(0, sizes, image_size), records_dir,
+                       num_shards=4, log=lambda _: None)
+  return records_dir
+
+
+def parse_quickstart(records_dir, *bindings):
+  """Clears gin and parses gin/quickstart.gin on `records_dir`, then `bindings`."""
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [QUICKSTART], [f"train.records_dir = '{records_dir}'", *bindings])
+
+
+def checkpoint_values(path):
+  """`{variable name: value}` of a checkpoint, without its bookkeeping."""
+  reader = tf.train.load_checkpoint(path)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()
+          # save_counter counts saves, which a resumed run makes more of.
+          if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
+
+
+def train_tiny_run(root: str) -> tuple[str, str, dict]:
+  """A quickstart run of 8 steps on small synthetic records (~10 s).
+
+  32/8/6 train/val/test images of 32x40; validation at steps 4 and 8, so
+  `best/` and `checkpoints/ckpt-8` exist and train_result.json has
+  `last_validation` for ckpt-8.
+
+  Returns:
+    `(records_dir, model_dir, train_result)`.
+  """
+  records = build_synthetic(os.path.join(root, "synthetic"), sizes=(32, 8, 6))
+  model_dir = os.path.join(root, "run")
+  parse_quickstart(records, "Schedule.max_steps = 8", "Schedule.validate_every_steps = 4",
+                   "Schedule.steps_per_loop = 4", "Checkpointing.log_every_seconds = 1000")
+  configurables.train(model_dir=model_dir)
+  with open(os.path.join(model_dir, "train_result.json")) as f:
+    return records, model_dir, json.load(f)
+
+
+def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT
+               ) -> subprocess.CompletedProcess:
+  """`python -m <module> <args>` (from the repository root), output captured."""
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                                 PYTHONPATH=ROOT))
+
+
+def run_python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+  """`python -c <code> <args>` in a fresh process, output captured."""
+  return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))

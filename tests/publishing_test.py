@@ -1,0 +1,91 @@
+"""Tests of publishing a run as models/<name>/ and loading it by name."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from reseg_tf.common import run_files
+from reseg_tf.common.errors import InputError
+from reseg_tf.serving import publishing, restore
+from tests import fixtures
+
+
+class PublishingTest(tf.test.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    root = tf.compat.v1.test.get_temp_dir()
+    cls.records, cls.model_dir, cls.train_result = fixtures.train_tiny_run(
+        os.path.join(root, "publishing"))
+    cls.models_dir = os.path.join(root, "models")
+    cls.folder = publishing.publish(cls.model_dir, "tiny", "best", cls.models_dir)
+
+  def test_the_folder_holds_weights_config_info_and_card_only(self):
+    self.assertCountEqual(os.listdir(self.folder), [
+        "weights.index", "weights.data-00000-of-00001", "config.gin",
+        "model_info.json", "README.md"])
+    names = tf.train.list_variables(os.path.join(self.folder, "weights"))
+    self.assertFalse([n for n, _ in names if "optimizer" in n], "no optimizer slots")
+    rolling = os.path.join(self.model_dir, "checkpoints",
+                           f"ckpt-{self.train_result['step']}.data-00000-of-00001")
+    published = os.path.join(self.folder, "weights.data-00000-of-00001")
+    # Adam keeps two slots per weight: the weights alone are about a third.
+    self.assertLess(os.path.getsize(published), 0.4 * os.path.getsize(rolling))
+
+  def test_published_model_equals_the_runs_best_checkpoint(self):
+    from_run = restore.load_run(self.model_dir, "best")
+    from_folder = restore.load_published(self.folder)
+    images = tf.random.uniform([2, 32, 40, 3], 0, 255, seed=1)
+    self.assertAllEqual(from_run.model(images), from_folder.model(images))
+    self.assertEqual(from_folder.step, self.train_result["best_step"])
+    self.assertEqual(from_folder.records_dir, self.records)
+    self.assertEqual(from_folder.class_table()["class_names"],
+                     ["background", "circle", "square", "triangle"])
+
+  def test_info_states_the_parameter_count_and_budget(self):
+    info = run_files.read_model_info(self.folder)
+    model = restore.load_published(self.folder).model
+    self.assertEqual(info["trainable_parameters"],
+                     sum(int(np.prod(v.shape)) for v in model.trainable_variables))
+    self.assertEqual(info["training"]["trained_steps"], self.train_result["step"])
+    self.assertEqual(info["ignore_label"], 255)
+    with open(os.path.join(self.folder, "README.md")) as f:
+      self.assertIn(f"Trainable parameters: {info['trainable_parameters']:,}", f.read())
+
+  def test_publishing_again_needs_overwrite(self):
+    with self.assertRaisesRegex(InputError, "exists"):
+      publishing.publish(self.model_dir, "tiny", "best", self.models_dir)
+
+  def test_binaries_take_the_published_model(self):
+    folder = self.create_tempdir().full_path
+    results_file = os.path.join(folder, "results.json")
+    process = fixtures.run_module(
+        "reseg_tf.evaluate", f"--model={self.folder}", "--split=val",
+        f"--output={folder}/val.json", f"--results_file={results_file}",
+        "--results_name=tiny@val")
+    self.assertEqual(process.returncode, 0, process.stderr)
+    with open(results_file) as f:
+      entry = json.load(f)["tiny@val"]
+    self.assertAlmostEqual(entry["mean_iou"], self.train_result["best_mean_iou"], places=6)
+    self.assertEqual(entry["trained_steps"], self.train_result["step"])
+    # The card quotes the evaluation.
+    card = publishing.write_card(self.folder, "tiny", results_file)
+    with open(card) as f:
+      self.assertIn(f"| val | {100 * entry['global_accuracy']:.1f} |", f.read())
+
+    image = os.path.join(folder, "street.png")
+    Image.fromarray(np.full((30, 44, 3), 120, np.uint8)).save(image)
+    process = fixtures.run_module("reseg_tf.predict", f"--model={self.folder}",
+                                  f"--input={image}", f"--output_dir={folder}/out")
+    self.assertEqual(process.returncode, 0, process.stderr)
+    for suffix in ("classes", "color", "overlay"):
+      with Image.open(os.path.join(folder, "out", f"street_{suffix}.png")) as picture:
+        self.assertEqual(picture.size, (44, 30))
+
+
+if __name__ == "__main__":
+  tf.test.main()
