@@ -1,0 +1,298 @@
+r"""The PyTorch peer of our CamVid train step: same network, weights and step.
+
+  python benchmarks/torch_peer.py                 # agreement checks, then timing
+  python benchmarks/torch_peer.py --nocheck       # the timing table only
+  python benchmarks/torch_peer.py --notime        # the agreement checks only
+  python benchmarks/torch_peer.py --nocheck --height=48 --width=64 \
+      --loops=2 --steps_per_loop=1                # smoke run
+
+The network is `torch_reseg.ReSeg`, written as a PyTorch user would (VGG-16
+conv1_1..conv3_3 as nn.Conv2d/ReLU/MaxPool2d, frozen; ReNet sweeps of
+nn.GRU in our `stacked` bidirectional mode and `horizontal_first` order;
+nn.ConvTranspose2d + ReLU twice and a 1x1 nn.Conv2d), built from our
+`ReSeg` and holding its weights (the exact mapping is in torch_reseg.py).
+
+--check: builds our model from gin (gin/model/*.gin, random VGG) and its
+torch copy, and compares the forward passes on the same images: the max
+abs difference of the logits (and relative to their largest value), the
+fraction of pixels with the same argmax, and the same for the ReNet stack
+fed N(0, 1) features. Small first (1x40x48, units (8, 6)) for camvid.gin,
+camvid_paper.gin (independent mode, vertical first) and horse_no_vgg.gin
+(no VGG, 2x2 patches); then camvid.gin as configured at batch 1, 360x480
+(--check_camvid).
+
+--time: in one run, round-robin (A B C A B C ...: load from other processes
+hits all alike), --loops loops of --steps_per_loop train steps each, median
+reported:
+  * ours fp32: `train_step.build` (the step of benchmarks/train_step.py:
+    frozen VGG outside XLA, fused ReNet loops, Adadelta; no outer XLA
+    function, the CPU default, unless --outer_jit), fed from memory;
+  * torch fp32: forward, loss, `backward()`, Adadelta (lr 1.0, rho 0.95,
+    eps 1e-6) on the same batch;
+  * torch bf16: the same under `torch.autocast('cpu', dtype=torch.bfloat16)`
+    (loss in fp32). Autocast also runs the GRU's recurrence in bf16 (its
+    output differs from fp32 by ~5e-3), where ours keeps it in fp32;
+  * ours bf16 (VGG and ReNet projections, `compute_dtype`) with --ours_bf16.
+Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
+random images and labels 0..11 (void trained as class 11, as gin/camvid.gin
+does: `ReSeg.void_as_class = True`). The torch models start from our fp32
+model's weights: the first step's losses must agree, and so must the
+weights after one Adadelta step (printed), to rounding: the first step
+moves a weight by up to sqrt(eps / (1 - rho)) = 4.5e-3, and by about its
+gradient where that is smaller, so gradient rounding shows as ~1e-5. Prints s/step, the ratios
+ours/torch, the CPU model and whether it has AMX; writes JSON to --output
+(default benchmarks/results/torch_peer.json). --loops, --steps_per_loop and
+--output are train_step.py's flags (--records_dir, also defined there, is
+not used).
+
+torch is optional: without it the script says how to install it and exits 0.
+"""
+
+import copy
+import os
+import platform
+import statistics
+import time
+
+import bench_output
+import numpy as np
+import tensorflow as tf
+import train_step
+from absl import app, flags
+
+import gin
+from reseg_tf import configurables
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_PIN = "torch==2.13.0"
+
+flags.FLAGS.set_default(
+    "output", os.path.join(_ROOT, "benchmarks", "results", "torch_peer.json"))
+_CHECK = flags.DEFINE_bool(
+    "check", True, "Compare the forward passes of ours and the torch copy "
+    "(default true).")
+_CHECK_CAMVID = flags.DEFINE_bool(
+    "check_camvid", True, "With --check, also at the CamVid configuration, "
+    "batch 1, 360x480 (default true).")
+_TIME = flags.DEFINE_bool(
+    "time", True, "Time the train steps round-robin (default true).")
+_HEIGHT = flags.DEFINE_integer(
+    "height", train_step.HEIGHT, "Timed image height (default 360).")
+_WIDTH = flags.DEFINE_integer(
+    "width", train_step.WIDTH, "Timed image width (default 480).")
+_THREADS = flags.DEFINE_integer(
+    "threads", 2, "TensorFlow intra-op threads and torch threads (default 2).")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", None, "torch threads, if not --threads (default: "
+    "--threads). torch's OpenMP threads wait for each other at every op: on "
+    "cores shared with other processes 2 threads can be several times slower "
+    "than 1; time on an idle machine.")
+_OUTER_JIT = flags.DEFINE_bool(
+    "outer_jit", False, "Our step with the trainer's outer XLA function "
+    "(default false, the CPU default).")
+_OURS_BF16 = flags.DEFINE_bool(
+    "ours_bf16", False, "Also time our bf16 step (default false).")
+
+# Model gin files checked small: (name, gin file).
+SMALL_CHECKS = (
+    ("camvid", "gin/model/camvid.gin"),
+    ("camvid_paper (independent, vertical first)", "gin/model/camvid_paper.gin"),
+    ("horse_no_vgg (no VGG, 2x2 patches)", "gin/model/horse_no_vgg.gin"),
+)
+SMALL_BINDINGS = ("ReSeg.renet_units = (8, 6)", "ReSeg.upsample_filters = (5, 4)")
+SMALL_SHAPE = (1, 40, 48)
+CAMVID_SHAPE = (1, 360, 480)
+
+
+def ours_from_gin(gin_file, bindings=(), seed=0):
+  """Our `ReSeg` as `gin_file` configures it, random VGG, seeded weights."""
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [os.path.join(_ROOT, gin_file)],
+      ["ReSeg.vgg_weights = 'random'", *bindings])
+  tf.random.set_seed(seed)
+  try:
+    return configurables.ReSeg()
+  finally:
+    gin.clear_config()
+
+
+def check(torch_reseg, name, gin_file, bindings, shape, seed=0):
+  """Forward agreement of our model and its torch copy (see the docstring)."""
+  ours = ours_from_gin(gin_file, bindings, seed)
+  theirs = torch_reseg.build_from(ours)
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
+  result = {"name": name, "gin_file": gin_file, "bindings": list(bindings)}
+  result["logits"] = torch_reseg.compare_forward(ours, theirs, images)
+  features = np.asarray(ours.features(images))
+  result["renet_normal_input"] = torch_reseg.compare_renet(
+      ours, theirs, rng.standard_normal(features.shape).astype(np.float32))
+  logits, renet = result["logits"], result["renet_normal_input"]
+  print(f"{name}, {'x'.join(map(str, logits['shape']))}: logits max abs "
+        f"difference {logits['max_abs_difference']:.2e} (largest logit "
+        f"{logits['max_abs_value']:.3g}, relative {logits['relative_difference']:.1e}), "
+        f"argmax agreement {100 * logits['argmax_agreement']:.4f}%; ReNet stack on "
+        f"N(0, 1) features: max abs difference {renet['max_abs_difference']:.2e} "
+        f"(largest {renet['max_abs_value']:.3g})", flush=True)
+  return result
+
+
+def cpu_info():
+  """The CPU model and its AMX / AVX512-BF16 flags (Linux /proc/cpuinfo)."""
+  model, cpu_flags = None, set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+          model = value.strip()
+        elif key.strip() == "flags":
+          cpu_flags = set(value.split())
+          break
+  except OSError:
+    pass
+  amx = sorted(f for f in cpu_flags if f.startswith("amx"))
+  return {"cpu": model or platform.processor() or "unknown", "amx": amx,
+          "avx512_bf16": "avx512_bf16" in cpu_flags}
+
+
+def torch_runner(torch, torch_reseg, model, images, labels, void_class, bf16):
+  """`run(steps) -> mean loss` of the torch train step (see the docstring)."""
+  optimizer = torch_reseg.adadelta(model)
+  model.train()
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+      logits = model(images)
+    loss = torch_reseg.pixel_cross_entropy(logits, labels, void_class)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+  return lambda steps: sum(step() for _ in range(steps)) / steps
+
+
+def ours_runner(loop, iterator):
+  """`run(steps) -> mean loss` of our train loop (benchmarks/train_step.py)."""
+  return lambda steps: float(loop(iterator, tf.constant(steps)))
+
+
+def time_round_robin(runners, loops, steps_per_loop):
+  """Median seconds per step of each runner, timed in turn, loop by loop."""
+  times = {name: [] for name in runners}
+  for _ in range(loops):
+    for name, run in runners.items():
+      start = time.perf_counter()
+      run(steps_per_loop)
+      times[name].append((time.perf_counter() - start) / steps_per_loop)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+def timing(torch, torch_reseg):
+  """The timing table (see the module docstring)."""
+  batch, height, width = train_step.BATCH, _HEIGHT.value, _WIDTH.value
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.uint8)
+  labels = rng.integers(0, 12, (batch, height, width)).astype(np.uint8)
+  data = {"image": images, "label": labels, "mask": np.ones(batch, bool)}
+
+  runners, first_losses = {}, {}
+  candidates = [("ours fp32", "float32")]
+  if _OURS_BF16.value:
+    candidates.append(("ours bf16", "bfloat16"))
+  nets = {}
+  for name, dtype in candidates:
+    strategy, net, loop = train_step.build(dtype, _OUTER_JIT.value)
+    iterator = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(data).repeat()))
+    nets[name] = net
+    runners[name] = ours_runner(loop, iterator)
+  ours = nets["ours fp32"]
+  initial = torch_reseg.state_from_ours(ours)
+  torch_fp32 = torch_reseg.build_from(ours)
+  torch_bf16 = copy.deepcopy(torch_fp32)
+  void_class = ours.num_classes if ours.void_as_class else None
+  x, y = torch.from_numpy(images), torch.from_numpy(labels)
+  runners["torch fp32"] = torch_runner(torch, torch_reseg, torch_fp32, x, y,
+                                       void_class, bf16=False)
+  runners["torch bf16 autocast"] = torch_runner(torch, torch_reseg, torch_bf16,
+                                                x, y, void_class, bf16=True)
+  for name, run in runners.items():  # Warm-up (our compilation): one step each.
+    start = time.perf_counter()
+    first_losses[name] = run(1)
+    print(f"{name}: first step {time.perf_counter() - start:.1f} s (warm-up), "
+          f"loss {first_losses[name]:.6g}", flush=True)
+  after = torch_reseg.parameter_differences(ours, torch_fp32)
+  update = max(float((v - initial[k]).abs().max())
+               for k, v in torch_reseg.state_from_ours(ours).items())
+  loss_difference = abs(first_losses["ours fp32"] - first_losses["torch fp32"])
+  worst = max(after, key=after.get)
+  print(f"first step, ours fp32 vs torch fp32: loss relative difference "
+        f"{loss_difference / abs(first_losses['ours fp32']):.1e}; after one Adadelta "
+        f"step the weights differ by at most {after[worst]:.2e} ({worst}; "
+        f"largest update {update:.2e})", flush=True)
+
+  seconds = time_round_robin(runners, train_step._LOOPS.value,
+                             train_step._STEPS_PER_LOOP.value)
+  print(f"\nbatch {batch}, {height}x{width}, median of {train_step._LOOPS.value} "
+        f"round-robin loops of {train_step._STEPS_PER_LOOP.value} steps:")
+  print(f"{'variant':22} {'s/step':>8} {'images/s':>9}")
+  for name, s in seconds.items():
+    print(f"{name:22} {s:8.3f} {batch / s:9.2f}")
+  ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"],
+            "ours fp32 / torch bf16 autocast":
+                seconds["ours fp32"] / seconds["torch bf16 autocast"]}
+  if "ours bf16" in seconds:
+    ratios["ours bf16 / torch bf16 autocast"] = (
+        seconds["ours bf16"] / seconds["torch bf16 autocast"])
+  for name, r in ratios.items():
+    print(f"{name}: {r:.2f}")
+  return {"batch": batch, "height": height, "width": width,
+          "loops": train_step._LOOPS.value,
+          "steps_per_loop": train_step._STEPS_PER_LOOP.value,
+          "outer_jit": _OUTER_JIT.value, "first_step_loss": first_losses,
+          "weights_after_one_step_max_abs_difference": after,
+          "largest_first_update": update, "step_seconds": seconds,
+          "ratios": ratios}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    import torch
+  except ImportError:
+    print(f"torch is not installed: `pip install {TORCH_PIN}` (or "
+          '`pip install -e ".[torch]"`) to run the PyTorch peer.')
+    return
+  import torch_reseg
+
+  tf.get_logger().setLevel("ERROR")  # Retracing warnings of the fused loops.
+  tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+  torch_threads = _TORCH_THREADS.value or _THREADS.value
+  torch.set_num_threads(torch_threads)
+  info = cpu_info()
+  print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
+        f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
+        f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "
+        f"({_THREADS.value} threads); load average {os.getloadavg()[0]:.2f}",
+        flush=True)
+  results = {**info, "torch": torch.__version__, "tensorflow": tf.__version__,
+             "threads": _THREADS.value, "torch_threads": torch_threads,
+             "load_average": os.getloadavg()}
+  if _CHECK.value:
+    results["checks"] = [
+        check(torch_reseg, f"{name}, small", gin_file, SMALL_BINDINGS, SMALL_SHAPE)
+        for name, gin_file in SMALL_CHECKS]
+    if _CHECK_CAMVID.value:
+      results["checks"].append(
+          check(torch_reseg, "camvid", "gin/model/camvid.gin", (), CAMVID_SHAPE))
+  if _TIME.value:
+    results["timing"] = timing(torch, torch_reseg)
+  bench_output.write_json(flags.FLAGS.output, results)
+
+
+if __name__ == "__main__":
+  app.run(main)
