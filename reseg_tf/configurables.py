@@ -18,7 +18,7 @@ gin's search path so that they resolve from any working directory.
 
 Configurations written before the option groups existed bind them flat
 (`train.max_epochs = 60`); `train` still accepts those names
-(`trainer.LEGACY_BINDINGS`), so older runs' operative configs load as they are.
+(`options.LEGACY_BINDINGS`), so older runs' operative configs load as they are.
 """
 
 import os
@@ -26,7 +26,7 @@ import os
 import gin
 from reseg_tf.data import augment, input_pipeline
 from reseg_tf.model import reseg
-from reseg_tf.training import optimizers, trainer
+from reseg_tf.training import optimizers, options, trainer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.path.isdir(os.path.join(REPO_ROOT, "gin")):
@@ -41,9 +41,9 @@ InputOptions = gin.external_configurable(input_pipeline.InputOptions,
                                          module="reseg_tf")
 AugmentOptions = gin.external_configurable(augment.AugmentOptions,
                                            module="reseg_tf")
-Schedule = gin.external_configurable(trainer.Schedule, module="reseg_tf")
-Optimisation = gin.external_configurable(trainer.Optimisation, module="reseg_tf")
-Checkpointing = gin.external_configurable(trainer.Checkpointing, module="reseg_tf")
+Schedule = gin.external_configurable(options.Schedule, module="reseg_tf")
+Optimisation = gin.external_configurable(options.Optimisation, module="reseg_tf")
+Checkpointing = gin.external_configurable(options.Checkpointing, module="reseg_tf")
 _configured_train = gin.external_configurable(trainer.train, name="train",
                                               module="reseg_tf")
 

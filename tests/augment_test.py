@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from reseg_tf.data import augment
+from reseg_tf.data import augment, geometric, photometric
 
 # Colours of classes 0..3 and of void (255), far apart in RGB.
 _PALETTE = np.array([[230, 60, 60], [60, 200, 60], [60, 80, 230], [230, 210, 50],
@@ -31,18 +31,18 @@ _PHOTOMETRIC = dict(brightness=0.2, contrast=0.3, saturation=0.5, gamma=0.3)
 
 # Every geometric op, configured to do something visible on a 40x48 image.
 _OPS = {
-    "crop_pad": lambda i, lab, s: augment.random_crop_or_pad(
+    "crop_pad": lambda i, lab, s: geometric.random_crop_or_pad(
         i, lab, s, (56, 36), image_fill=_VOID_COLOUR),
-    "center_crop_pad": lambda i, lab, s: augment.center_crop_or_pad(
+    "center_crop_pad": lambda i, lab, s: geometric.center_crop_or_pad(
         i, lab, (56, 36), image_fill=_VOID_COLOUR),
-    "flip": augment.random_flip,
-    "scale": lambda i, lab, s: augment.random_affine(
+    "flip": geometric.random_flip,
+    "scale": lambda i, lab, s: geometric.random_affine(
         i, lab, s, scale_range=(0.6, 1.6), image_fill=_VOID_COLOUR),
-    "rotation": lambda i, lab, s: augment.random_affine(
+    "rotation": lambda i, lab, s: geometric.random_affine(
         i, lab, s, max_rotation_degrees=45, image_fill=_VOID_COLOUR),
-    "shear": lambda i, lab, s: augment.random_affine(
+    "shear": lambda i, lab, s: geometric.random_affine(
         i, lab, s, max_shear_degrees=30, image_fill=_VOID_COLOUR),
-    "elastic": lambda i, lab, s: augment.random_elastic(
+    "elastic": lambda i, lab, s: geometric.random_elastic(
         i, lab, s, alpha=3.0, spacing=12, image_fill=_VOID_COLOUR),
     "all": lambda i, lab, s: augment.augment(i, lab, s, _GEOMETRIC),
 }
@@ -139,7 +139,7 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(len(outputs), 1)
 
   def test_crop_pad_places_the_image_and_fills_the_padding(self):
-    image, label = augment.center_crop_or_pad(self.image, self.label, (56, 36),
+    image, label = geometric.center_crop_or_pad(self.image, self.label, (56, 36),
                                               image_fill=(1, 2, 3))
     # Height 40 -> 56: 8 rows of padding above and below; width 48 -> 36: crop 6..42.
     self.assertAllEqual(label[8:48], self.label[:, 6:42])
@@ -156,9 +156,9 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotEmpty(matches)
 
   def test_rotation_by_180_degrees_reverses_both_axes_exactly(self):
-    transform = augment.affine_transform(tf.constant([_HEIGHT, _WIDTH], tf.float32),
+    transform = geometric.affine_transform(tf.constant([_HEIGHT, _WIDTH], tf.float32),
                                          1.0, np.pi, 0.0)
-    image, label = augment.projective_transform(self.image, self.label, transform)
+    image, label = geometric.projective_transform(self.image, self.label, transform)
     self.assertAllEqual(label, self.label[::-1, ::-1])
     self.assertAllEqual(image, self.image[::-1, ::-1])
 
@@ -166,25 +166,25 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
     # The elastic warp's gather sampler reads pixels as the TF op does.
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (_HEIGHT, _WIDTH, 3), dtype=np.uint8)
-    transform = augment.affine_transform(
+    transform = geometric.affine_transform(
         tf.constant([_HEIGHT, _WIDTH], tf.float32), 1.3, 0.4, 0.2, (2.0, -3.0))
-    op_image, op_label = augment.projective_transform(image, self.label, transform,
+    op_image, op_label = geometric.projective_transform(image, self.label, transform,
                                                       image_fill=(9, 8, 7))
     t = transform.numpy()
     y, x = np.mgrid[0:_HEIGHT, 0:_WIDTH].astype(np.float32)
     xs, ys = t[0] * x + t[1] * y + t[2], t[3] * x + t[4] * y + t[5]
-    sampled_image, sampled_label = augment.sample(image, self.label, ys, xs,
+    sampled_image, sampled_label = geometric.sample(image, self.label, ys, xs,
                                                   image_fill=(9, 8, 7))
     self.assertAllClose(sampled_image, op_image, atol=1)  # Float rounding.
     self.assertAllEqual(sampled_label, op_label)
 
   def test_photometric_changes_the_image_never_the_label(self):
-    image, label = augment.random_photometric(self.image, self.label,
+    image, label = photometric.random_photometric(self.image, self.label,
                                               tf.constant(_SEED), **_PHOTOMETRIC)
     self.assertAllEqual(label, self.label)
     self.assertNotAllEqual(image, self.image)
     mapped_image, mapped_label = _in_dataset_map(
-        lambda i, lab, s: augment.random_photometric(i, lab, s, **_PHOTOMETRIC),
+        lambda i, lab, s: photometric.random_photometric(i, lab, s, **_PHOTOMETRIC),
         self.image, self.label, _SEED)
     self.assertAllEqual(mapped_image, image)
     self.assertAllEqual(mapped_label, label)

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import gin
+from reseg_tf.common.errors import InputError
 from reseg_tf.data import input_pipeline, records
 from reseg_tf.evaluation import evaluator
 from reseg_tf.serving import restore
@@ -70,7 +71,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
 
   def test_unknown_split_is_a_clear_error(self):
     restored = restore.load_run(self.model_dir, "latest")
-    with self.assertRaisesRegex(KeyError, r"'nope' is not in .*\(it has test, train, val\)"):
+    with self.assertRaisesRegex(InputError, r"no split 'nope' \(it has test, train, val\)"):
       evaluator.evaluate(restored.model, self.records, "nope", 4)
 
   def test_binary_prints_the_table_and_writes_json(self):

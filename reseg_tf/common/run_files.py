@@ -51,6 +51,12 @@ def model_info(records_dir: str, metadata: dict, batch_size: int, **extra) -> di
           **extra}
 
 
+def write_operative_config(folder: str, config: str):
+  os.makedirs(folder, exist_ok=True)
+  with open(os.path.join(folder, OPERATIVE_CONFIG), "w") as f:
+    f.write(config)
+
+
 def write_model_info(folder: str, info: dict):
   os.makedirs(folder, exist_ok=True)
   temporary = os.path.join(folder, MODEL_INFO + ".tmp")

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.data import augment as augment_lib
-from reseg_tf.data import records
+from reseg_tf.data import geometric, pixels, records
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -156,7 +156,7 @@ def shuffled_records(files: Sequence[str], global_batch_size: int,
 
 def make_eval_dataset(records_dir: str, split: str, global_batch_size: int,
                       pad_to_size: Union[str, Sequence[int], None] = "max",
-                      image_fill: augment_lib.Fill = 0.0, with_filenames: bool = False,
+                      image_fill: pixels.Fill = 0.0, with_filenames: bool = False,
                       input_context: Optional[tf.distribute.InputContext] = None
                       ) -> tf.data.Dataset:
   """Every example of `split` once, in file order, in padded batches.
@@ -271,11 +271,7 @@ def pad_bottom_right(image: tf.Tensor, label: tf.Tensor, size: Sequence[int],
   with tf.control_dependencies([fits]):
     shape = tf.identity(shape)
   paddings = tf.stack([[0, 0], target - shape], axis=1)  # [2, 2]
-  inside = tf.pad(tf.ones(shape, tf.bool), paddings)
-  image = tf.where(inside[..., None],
-                   tf.pad(image, tf.concat([paddings, [[0, 0]]], 0)), image_fill)
-  label = tf.pad(label, paddings, constant_values=records.IGNORE_LABEL)
-  return image, label
+  return geometric.pad_with_fill(image, label, paddings, image_fill)
 
 
 def train_image_size(records_dir: str, split: str,

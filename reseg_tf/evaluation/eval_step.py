@@ -4,12 +4,13 @@ It is shared by the trainer's validation and the evaluate binary, so that
 both score a checkpoint identically.
 """
 
-from typing import Callable
+from typing import Callable, Iterable, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from reseg_tf.evaluation import metrics
-from reseg_tf.model.reseg import spatial_size
+from reseg_tf.model.shapes import spatial_size
 
 
 def default_jit_compile() -> bool:
@@ -44,3 +45,15 @@ def make_eval_step(strategy: tf.distribute.Strategy, model, num_classes: int,
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
   return step
+
+
+def sum_confusion(step: Callable, dataset: Iterable, num_classes: int,
+                  on_batch: Optional[Callable] = None) -> np.ndarray:
+  """Sums `step`'s `[K, K+1]` confusion matrices over `dataset` (calling
+  `on_batch(batch)` after each batch, e.g. for progress)."""
+  confusion = np.zeros((num_classes, num_classes + 1), np.int64)
+  for batch in dataset:
+    confusion += step(batch).numpy()
+    if on_batch is not None:
+      on_batch(batch)
+  return confusion

@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
+from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import input_pipeline, records
 from reseg_tf.evaluation import eval_step, metrics
@@ -78,18 +79,19 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
     `num_images` and `split`.
 
   Raises:
-    KeyError: `split` is not in the records.
-    ValueError: the records' number of classes differs from the model's, or
-      not every image was scored.
+    InputError: `split` is not in the records, or their number of classes
+      differs from the model's.
+    ValueError: not every image was scored.
   """
   metadata = records.load_metadata(records_dir)
+  metadata_path = os.path.join(records_dir, records.METADATA_FILENAME)
   if split not in metadata["splits"]:
-    raise KeyError(f"split {split!r} is not in {records_dir} (it has "
-                   f"{', '.join(sorted(metadata['splits']))})")
+    raise InputError(metadata_path, f"no split {split!r} (it has "
+                     f"{', '.join(sorted(metadata['splits']))})")
   num_classes = metadata["num_classes"]
   if model.num_classes != num_classes:
-    raise ValueError(f"the model predicts {model.num_classes} classes but "
-                     f"{records_dir} has {num_classes}")
+    raise InputError(metadata_path, f"{num_classes} classes, but the model "
+                     f"predicts {model.num_classes}")
   expected = metadata["splits"][split]["num_examples"]
   if pad_to_size is None:
     batch_size = 1
@@ -100,11 +102,10 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
                               jit_compile=jit_compile)
   dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,
                                              pad_to_size=pad_to_size)
-  confusion = np.zeros((num_classes, num_classes + 1), np.int64)
   progress = RateLog(split, expected, log, "images", log_every_seconds)
-  for batch in dataset:
-    confusion += step(batch).numpy()
-    progress.update(int(np.sum(batch["mask"].numpy())))
+  confusion = eval_step.sum_confusion(
+      step, dataset, num_classes,
+      on_batch=lambda batch: progress.update(int(np.sum(batch["mask"].numpy()))))
   num_images = progress.done
   if num_images != expected:
     raise ValueError(f"scored {num_images} images of {split!r}, but metadata.json "

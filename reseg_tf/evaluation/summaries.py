@@ -61,3 +61,22 @@ def read_events(log_dir: str) -> Iterator[event_pb2.Event]:
   for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
     for record in tf.data.TFRecordDataset(path):
       yield event_pb2.Event.FromString(record.numpy())
+
+
+def write_config(writer, step: int, config: str):
+  """The operative configuration as a text summary (indented: Markdown code)."""
+  with writer.as_default(step=step):
+    tf.summary.text(OPERATIVE_CONFIG_TAG, "\n".join("    " + line for line in config.splitlines()))
+
+
+def write_prediction_images(writer, step: int, model, dataset, colors, count: int):
+  """Input | truth | prediction strips of the first `count` examples of
+  `dataset` (an eval dataset, batch `count`), in the dataset's colours."""
+  if count <= 0:
+    return
+  batch = next(iter(dataset))
+  predictions = tf.argmax(model(batch["image"]), axis=-1).numpy()
+  strip = comparison_strip(batch["image"].numpy(), batch["label"].numpy(), predictions, colors)
+  with writer.as_default(step=step):
+    tf.summary.image("input_truth_prediction", strip[batch["mask"].numpy()],
+                     max_outputs=count)

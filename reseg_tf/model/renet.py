@@ -30,7 +30,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf.model import gru, renet_fused
+from reseg_tf.model import gru, renet_fused, shapes
 
 # Gate order inside the fused `[C, G*U]` weights.
 GRU_GATES = ("r", "u", "c")  # reset, update, candidate.
@@ -245,10 +245,7 @@ def extract_patches(x: tf.Tensor, patch_size: Sequence[int]) -> tf.Tensor:
   ph, pw = patch_size
   if (ph, pw) == (1, 1):
     return x
-  # Static sizes where known, dynamic otherwise (export signatures).
-  shape = tf.shape(x)
-  h = x.shape[1] if x.shape[1] is not None else shape[1]
-  w = x.shape[2] if x.shape[2] is not None else shape[2]
+  h, w = shapes.spatial_size(x)  # Static where known (export signatures: not).
   c = x.shape[3]
   hp, wp = -(-h // ph), -(-w // pw)  # Ceiling division, static or not.
   x = tf.pad(x, [[0, 0], [0, hp * ph - h], [0, wp * pw - w], [0, 0]])

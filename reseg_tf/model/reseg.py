@@ -42,21 +42,11 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from reseg_tf.model import renet
+from reseg_tf.model import renet, shapes
 from reseg_tf.model import vgg as vgg_lib
 
 # Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
 NO_VGG_INPUT_SCALE = 1.0 / 255.0
-
-
-def _size(x: tf.Tensor, axis: int):
-  """`x.shape[axis]` when static, else the dynamic size."""
-  return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
-
-
-def spatial_size(x: tf.Tensor) -> tuple:
-  """`(H, W)` of a `[B, H, W, ...]` tensor, static where known."""
-  return (_size(x, 1), _size(x, 2))
 
 
 def scaled_size(size: int, scale: float):
@@ -115,7 +105,7 @@ class TransposedConv(tf.Module):
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, H * fh, W * fw, F]`, in the dtype of `x`."""
     fh, fw = self.size
-    b, h, w = (_size(x, i) for i in range(3))
+    b, h, w = (shapes.size(x, i) for i in range(3))
     y = tf.einsum("bhwc,ijfc->bhiwjf", x, tf.cast(self.w, x.dtype))
     y = tf.reshape(y, [b, h * fh, w * fw, self.filters])  # [B, H*fh, W*fw, F]
     y = y + tf.cast(self.b, x.dtype)
@@ -260,9 +250,9 @@ class ReSeg(tf.Module):
     """
     x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
     if self.input_scale != 1.0:
-      size = [scaled_size(_size(x, i), self.input_scale) for i in (1, 2)]
+      size = [scaled_size(shapes.size(x, i), self.input_scale) for i in (1, 2)]
       x = tf.image.resize(x, size, method="bilinear", antialias=True)
-    pads = [[0, (-_size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
+    pads = [[0, (-shapes.size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
     x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
     if self.vgg is None:
       return x * NO_VGG_INPUT_SCALE
@@ -295,4 +285,4 @@ class ReSeg(tf.Module):
 
   def __call__(self, images: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, 3]` RGB 0..255 -> `[B, H, W, num_outputs]` float32 logits."""
-    return self.head(self.features(images), spatial_size(images))
+    return self.head(self.features(images), shapes.spatial_size(images))

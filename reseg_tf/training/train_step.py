@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf.model.reseg import spatial_size
+from reseg_tf.model.shapes import spatial_size
 from reseg_tf.training import losses
 
 

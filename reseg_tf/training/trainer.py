@@ -25,7 +25,6 @@ import os
 import time
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -34,79 +33,11 @@ from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import feature_cache, input_pipeline, records
 from reseg_tf.evaluation import eval_step, metrics, summaries
-from reseg_tf.training import distribute, losses, optimizers, run_control, train_step
+from reseg_tf.training import distribute, losses, options, run_control, train_step
 
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or infinite loss."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-  """How long to train, and when to validate and drop the learning rate.
-
-  Attributes:
-    max_epochs: hard limit on epochs.
-    max_steps: optional hard limit on steps (overrides epochs when smaller).
-    validate_every_steps: validate every N steps; None: every epoch (code).
-    min_epochs: early stopping is off before this epoch (code: 100).
-    patience: validations without improvement that stop training (code: 6).
-    steps_per_loop: train steps per `tf.function` call.
-    learning_rate_drop_epochs: epochs from which the learning rate is
-      multiplied by `learning_rate_drop_factor` once more (step decay; the
-      paper has none). Empty: constant.
-    learning_rate_drop_factor: the factor of each drop.
-  """
-  max_epochs: int = 1000
-  max_steps: Optional[int] = None
-  validate_every_steps: Optional[int] = None
-  min_epochs: int = 100
-  patience: int = 6
-  steps_per_loop: int = 10
-  learning_rate_drop_epochs: Sequence[int] = ()
-  learning_rate_drop_factor: float = 0.1
-
-
-@dataclasses.dataclass(frozen=True)
-class Optimisation:
-  """The optimizer and what shapes the gradient.
-
-  Attributes:
-    optimizer_fn: builds the optimizer (gin: `make_optimizer`).
-    class_weighting: "none", "median_frequency" or "explicit" (losses.py).
-    explicit_class_weights: the weights for "explicit".
-    weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
-    clip_norm: global gradient-norm clipping; None: off.
-  """
-  optimizer_fn: Callable = optimizers.make_optimizer
-  class_weighting: str = "none"
-  explicit_class_weights: Optional[Sequence[float]] = None
-  weight_decay: float = 0.0
-  clip_norm: Optional[float] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Checkpointing:
-  """What the run leaves behind besides the best checkpoint.
-
-  Attributes:
-    checkpoints_to_keep: rolling checkpoints kept besides the best one.
-    log_every_seconds: how often the progress line is printed.
-    num_summary_images: validation images drawn in TensorBoard.
-  """
-  checkpoints_to_keep: int = 3
-  log_every_seconds: float = 10.0
-  num_summary_images: int = 3
-
-
-# Flat `train.<name>` bindings of configurations written before the option
-# groups existed (operative_config.gin of older runs): the group each belongs to.
-LEGACY_BINDINGS = {
-    **{f.name: "schedule" for f in dataclasses.fields(Schedule)},
-    **{f.name: "optimisation" for f in dataclasses.fields(Optimisation)},
-    **{f.name: "checkpointing" for f in dataclasses.fields(Checkpointing)},
-    "strategy": "distribution",
-}
 
 
 def default_model_dir(gin_files: Sequence[str]) -> str:
@@ -128,8 +59,8 @@ class _Run:
   steps_per_epoch: int
   total_steps: int
   validate_every: int
-  schedule: Schedule
-  checkpointing: Checkpointing
+  schedule: options.Schedule
+  checkpointing: options.Checkpointing
   strategy: tf.distribute.Strategy
   model: object
   optimizer: object
@@ -157,9 +88,9 @@ def train(model_dir: str, *,
           model_fn: Callable,
           records_dir: str,
           batch_size: int = 5,
-          schedule: Schedule = Schedule(),
-          optimisation: Optimisation = Optimisation(),
-          checkpointing: Checkpointing = Checkpointing(),
+          schedule: options.Schedule = options.Schedule(),
+          optimisation: options.Optimisation = options.Optimisation(),
+          checkpointing: options.Checkpointing = options.Checkpointing(),
           input_options: Optional[input_pipeline.InputOptions] = None,
           cache_features: bool = False,
           train_split: str = "train",
@@ -207,7 +138,7 @@ def train(model_dir: str, *,
     NonFiniteLossError: the loss became NaN or infinite (a checkpoint of the
       state that produced it is written to `model_dir/nonfinite`).
   """
-  groups = _apply_legacy_bindings(
+  groups = options.apply_legacy_bindings(
       dict(schedule=schedule, optimisation=optimisation, checkpointing=checkpointing,
            distribution=distribution), legacy_bindings)
   strategy = distribute.make_strategy(groups["distribution"])
@@ -231,18 +162,6 @@ def train(model_dir: str, *,
           break
       _finish(run, stop.signal_name)
   return run.result
-
-
-def _apply_legacy_bindings(groups: dict, legacy: dict) -> dict:
-  for name, value in legacy.items():
-    group = LEGACY_BINDINGS.get(name)
-    if group is None:
-      raise TypeError(f"train() got an unexpected argument {name!r}")
-    if group == "distribution":
-      groups[group] = value
-    else:
-      groups[group] = dataclasses.replace(groups[group], **{name: value})
-  return groups
 
 
 def _build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, schedule,
@@ -399,13 +318,16 @@ def _validate(run: _Run, step: int) -> dict:
   dataset = run.strategy.distribute_datasets_from_function(
       lambda context: input_pipeline.make_eval_dataset(
           run.records_dir, run.validation_split, run.batch_size, input_context=context))
-  confusion = np.zeros((num_classes, num_classes + 1), np.int64)
-  for batch in dataset:
-    confusion += run.evaluate_batch(batch).numpy()
+  confusion = eval_step.sum_confusion(run.evaluate_batch, dataset, num_classes)
   scores = metrics.scores(confusion, class_names)
   if run.chief:
     summaries.write_metrics(run.validation_writer, step, scores, class_names)
-    _write_prediction_images(run, step)
+    count = run.checkpointing.num_summary_images
+    if count > 0:
+      summaries.write_prediction_images(
+          run.validation_writer, step, run.model,
+          input_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count),
+          run.metadata["class_colors"], count)
   return scores
 
 
@@ -425,32 +347,11 @@ def _finish(run: _Run, signal_name: Optional[str]):
   if run.chief:
     with open(os.path.join(run.model_dir, "train_result.json"), "w") as f:
       json.dump(run.result, f, indent=1)
-
-
 def _write_run_description(run: _Run, config: str, train_split: str):
   """The configuration that ran (file and TensorBoard) and model_info.json,
   what evaluate, predict and export read of the run besides its weights."""
-  os.makedirs(run.write_dir, exist_ok=True)
-  with open(os.path.join(run.write_dir, run_files.OPERATIVE_CONFIG), "w") as f:
-    f.write(config)
+  run_files.write_operative_config(run.write_dir, config)
   run_files.write_model_info(run.write_dir, run_files.model_info(
       run.records_dir, run.metadata, run.batch_size, train_split=train_split,
       validation_split=run.validation_split, void_as_class=bool(run.model.void_as_class)))
-  with run.train_writer.as_default(step=run.step):
-    # Markdown: indent every line so TensorBoard shows it as code.
-    tf.summary.text(summaries.OPERATIVE_CONFIG_TAG,
-                    "\n".join("    " + line for line in config.splitlines()))
-
-
-def _write_prediction_images(run: _Run, step: int):
-  count = run.checkpointing.num_summary_images
-  if count <= 0:
-    return
-  dataset = input_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count)
-  batch = next(iter(dataset))
-  predictions = tf.argmax(run.model(batch["image"]), axis=-1).numpy()
-  strip = summaries.comparison_strip(batch["image"].numpy(), batch["label"].numpy(),
-                                     predictions, run.metadata["class_colors"])
-  with run.validation_writer.as_default(step=step):
-    tf.summary.image("input_truth_prediction", strip[batch["mask"].numpy()],
-                     max_outputs=count)
+  summaries.write_config(run.train_writer, run.step, config)

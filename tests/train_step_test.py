@@ -1,0 +1,92 @@
+"""Direct tests of the train step (reseg_tf/training/train_step.py) and the
+optimizer factory: weight decay, gradient clipping, class weights, by
+comparing one SGD step (learning rate 1: the update is minus the gradient)
+with gradients computed here by hand."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf.model import reseg
+from reseg_tf.training import losses, optimizers, train_step
+
+_TINY = dict(num_classes=3, void_as_class=False, use_vgg=False, renet_units=(4, 4),
+             renet_patch_sizes=((2, 2), (1, 1)), upsample_filters=(5,), upsample_size=(2, 2))
+
+
+def _batch():
+  rng = np.random.default_rng(0)
+  return {"image": rng.integers(0, 256, (2, 12, 16, 3)).astype(np.uint8),
+          "label": rng.choice([0, 1, 2, 255], (2, 12, 16)).astype(np.uint8),
+          "mask": np.ones(2, bool)}
+
+
+def _one_step(options):
+  """(update applied by the train loop, plain gradient of the data loss, variables before)."""
+  tf.random.set_seed(0)
+  strategy = tf.distribute.get_strategy()
+  model = reseg.ReSeg(**_TINY)
+  optimizer = keras.optimizers.SGD(learning_rate=1.0)
+  optimizer.build(model.trainable_variables)
+  before = [v.numpy() for v in model.trainable_variables]
+  batch = _batch()
+  with tf.GradientTape() as tape:
+    logits = model(tf.constant(batch["image"]))
+    weights = None if options.class_weights is None else tf.constant(options.class_weights)
+    per_image, _ = losses.pixel_cross_entropy(logits, tf.constant(batch["label"]), weights)
+    loss = tf.reduce_sum(per_image) / options.global_batch_size
+  gradients = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+  loop = train_step.make_train_loop(strategy, model, optimizer, options, jit_compile=False)
+  loop(iter(tf.data.Dataset.from_tensors(batch).repeat()), tf.constant(1))
+  updates = [b - v.numpy() for b, v in zip(before, model.trainable_variables)]
+  return updates, gradients, before, [v.name for v in model.trainable_variables]
+
+
+class TrainStepTest(tf.test.TestCase):
+
+  def test_plain_step_applies_the_gradient_of_the_loss(self):
+    updates, gradients, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
+    for update, gradient in zip(updates, gradients):
+      self.assertAllClose(update, gradient, atol=1e-6, rtol=1e-4)
+
+  def test_weight_decay_adds_twice_decay_times_kernels_only(self):
+    decay = 1e-2
+    updates, gradients, before, names = _one_step(
+        train_step.LossOptions(global_batch_size=2, weight_decay=decay))
+    for update, gradient, weight, name in zip(updates, gradients, before, names):
+      expected = gradient + (2 * decay * weight if weight.ndim > 1 else 0.0)
+      self.assertAllClose(update, expected, atol=1e-6, rtol=1e-4, msg=name)
+
+  def test_clipping_scales_to_the_global_norm(self):
+    _, gradients, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
+    norm = np.sqrt(sum(float(np.sum(g * g)) for g in gradients))
+    clip = norm / 4
+    updates, _, _, _ = _one_step(train_step.LossOptions(global_batch_size=2, clip_norm=clip))
+    for update, gradient in zip(updates, gradients):
+      self.assertAllClose(update, gradient * clip / norm, atol=1e-6, rtol=1e-4)
+
+  def test_class_weights_reach_the_loss(self):
+    weights = np.array([0.5, 2.0, 1.0], np.float32)
+    updates, gradients, _, _ = _one_step(
+        train_step.LossOptions(global_batch_size=2, class_weights=weights))
+    for update, gradient in zip(updates, gradients):
+      self.assertAllClose(update, gradient, atol=1e-6, rtol=1e-4)
+
+
+class OptimizersTest(tf.test.TestCase):
+
+  def test_paper_adadelta_settings_and_the_others(self):
+    adadelta = optimizers.make_optimizer()
+    self.assertIsInstance(adadelta, keras.optimizers.Adadelta)
+    self.assertAllClose([float(adadelta.learning_rate), adadelta.rho, adadelta.epsilon],
+                        [1.0, 0.95, 1e-6])
+    self.assertIsInstance(optimizers.make_optimizer("adam", 1e-3), keras.optimizers.Adam)
+    adamw = optimizers.make_optimizer("adamw", 1e-3, weight_decay=0.01)
+    self.assertIsInstance(adamw, keras.optimizers.AdamW)
+    self.assertAllClose(adamw.weight_decay, 0.01)
+    with self.assertRaisesRegex(ValueError, "'sgd' is not one of"):
+      optimizers.make_optimizer("sgd")
+
+
+if __name__ == "__main__":
+  tf.test.main()
