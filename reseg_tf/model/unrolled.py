@@ -22,21 +22,23 @@ maths) in a form that the TFLite converter turns into builtin ops only
 Why unrolled. The fused sweep (`renet_fused.py`) uses XLA-only ops and does
 not convert. ReNetLayer's `implementation='scan'` does (static shapes make
 `tf.scan`'s TensorArrays lowerable), as 8 WHILE loops; unrolling measured
-better on every count, at the CamVid no-VGG configuration
+better at run time and in size, at the CamVid no-VGG configuration
 (gin/camvid_no_vgg.gin, 360x480, batch 1, ai-edge-litert 2.3 with its
-default XNNPACK delegate, 1 thread, on 2 shared cores under load):
+default XNNPACK delegate, 1 thread; `benchmarks/tflite.py`, on 2 cores
+shared with trainings, so the latencies vary by about a third from run to
+run):
 
-| form                     | latency | .tflite  | convert |
-|--------------------------|---------|----------|---------|
-| unrolled (this module)   | ~145 ms | 4.8 MiB  | ~11 s   |
-| `tf.scan` (WHILE loops)  | ~620 ms | 9.0 MiB  | ~1.5 s  |
+| form                     | latency    | .tflite  | conversion |
+|--------------------------|------------|----------|------------|
+| unrolled (this module)   | 130-175 ms | 4.8 MiB  | ~10 s      |
+| `tf.scan` (WHILE loops)  | 345-620 ms | 9.0 MiB  | ~2 s       |
 
-The WHILE loops run their bodies op by op, outside XNNPACK's graph, and the
-converter stores the scans' TensorArray buffers as constant zeros (4 MiB
-each at this size). Unrolling costs graph size instead: about 13 ops per
-step, 8k ops for this model (conversion time, not latency: the matmuls
-dominate). Slicing the `[B, H, W, C]` maps per step instead of transposing
-them to time-major was no faster and doubled the conversion time.
+The WHILE bodies run op by op, outside XNNPACK's graph, and the converter
+stores the scans' TensorArray buffers as constant zeros (4 MiB each at this
+size). Unrolling costs graph size instead: about 13 ops per step, 8k ops for
+this model (conversion time, not latency: the matmuls dominate). Slicing the
+`[B, H, W, C]` maps per step instead of transposing them to time-major was
+no faster and doubled the conversion time.
 """
 
 from typing import List, Sequence
@@ -118,10 +120,13 @@ def renet_layer(layer: renet.ReNetLayer, x: tf.Tensor) -> tf.Tensor:
 def resize_matrix(size: int, new_size: int) -> tf.Tensor:
   """`[new_size, size]` constant: `tf.image.resize`'s antialiased bilinear
   resize of one axis, as a matrix (the resize is separable and linear)."""
-  with tf.init_scope():  # Eager even while tracing: a constant, not ops.
+  with tf.init_scope():  # Eager even while tracing: values, not ops.
     eye = tf.eye(size)[None, :, None, :]  # [1, size, 1, size]: pixel p in channel p.
     matrix = tf.image.resize(eye, [new_size, 1], method="bilinear", antialias=True)
-    return tf.constant(matrix[0, :, 0, :].numpy())
+    matrix = matrix[0, :, 0, :].numpy()
+  # Made here, a Const of the traced graph: an eager tensor would be a
+  # captured input, which tf2onnx turns into an input of the ONNX model.
+  return tf.constant(matrix)
 
 
 def logits(model: reseg_lib.ReSeg, images: tf.Tensor) -> tf.Tensor:
