@@ -26,7 +26,6 @@ Prints and writes JSON to --output.
 import io
 import os
 import platform
-import statistics
 import tempfile
 import time
 
@@ -63,22 +62,6 @@ _REFERENCE = flags.DEFINE_bool(
     "true).")
 
 
-def _time(fn, warmup, repeats):
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), times
-
-
-def _folder_bytes(path):
-  return sum(os.path.getsize(os.path.join(d, f))
-             for d, _, files in os.walk(path) for f in files)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -97,8 +80,8 @@ def main(argv):
   path = segmenter_lib.export_saved_model(segmenter, export_dir,
                                           segmenter_lib.next_version(export_dir))
   export_seconds = time.perf_counter() - start
-  size = {"total_bytes": _folder_bytes(path),
-          "variables_bytes": _folder_bytes(os.path.join(path, "variables")),
+  size = {"total_bytes": bench_output.folder_bytes(path),
+          "variables_bytes": bench_output.folder_bytes(os.path.join(path, "variables")),
           "saved_model_pb_bytes": os.path.getsize(os.path.join(path, "saved_model.pb"))}
   print(f"SavedModel {path}: {size['total_bytes'] / 2**20:.2f} MiB "
         f"(variables {size['variables_bytes'] / 2**20:.2f} MiB, graph "
@@ -112,7 +95,7 @@ def main(argv):
   cases = {}
 
   def record(name, batch, fn):
-    median, times = _time(fn, _WARMUP.value, _REPEATS.value)
+    median, times = bench_output.median_time(fn, _WARMUP.value, _REPEATS.value)
     cases[f"{name}, batch {batch}"] = {"batch_size": batch, "median_latency_s": median,
                                        "images_per_second": batch / median,
                                        "latencies_s": times}

@@ -32,7 +32,6 @@ load average. Prints a table and writes JSON to --output.
 import contextlib
 import os
 import platform
-import statistics
 import tempfile
 import time
 from unittest import mock
@@ -73,22 +72,6 @@ _ONNX = flags.DEFINE_bool(
     "onnx", False, "Also convert to ONNX and time it in onnxruntime (default false).")
 
 
-def _time(fn, warmup, repeats):
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times), times
-
-
-def _folder_bytes(path):
-  return sum(os.path.getsize(os.path.join(d, f))
-             for d, _, files in os.walk(path) for f in files)
-
-
 def _scan_sweep(bidirectional, x, axis):
   """The rejected form: ReNetLayer's tf.scan sweep at a static shape."""
   return bidirectional(x, axis, "scan")
@@ -118,7 +101,7 @@ def main(argv):
   runtime = None
 
   def record(name, size_bytes, fn, classes_fn, **extra):
-    median, times = _time(fn, _WARMUP.value, _REPEATS.value)
+    median, times = bench_output.median_time(fn, _WARMUP.value, _REPEATS.value)
     agreement = (None if classes_fn is None else
                  float(np.mean(np.concatenate([classes_fn(image[None]) for image in images])
                                == reference_classes)))
@@ -134,7 +117,7 @@ def main(argv):
   reference_classes = np.concatenate(
       [serve(images=tf.constant(image[None]))["classes"].numpy() for image in images])
   one = tf.constant(images[:1])
-  record("SavedModel (TF runtime, tf.scan)", _folder_bytes(path),
+  record("SavedModel (TF runtime, tf.scan)", bench_output.folder_bytes(path),
          lambda: serve(images=one)["classes"].numpy(), None)
 
   conversions = {}

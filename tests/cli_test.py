@@ -84,12 +84,7 @@ class ModelDirOwnershipTest(tf.test.TestCase):
     root = self.create_tempdir().full_path
     records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
     model_dir = os.path.join(root, "run")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
-         f"--gin_bindings=train.records_dir = '{records}'",
-         "--gin_bindings=Schedule.max_steps = 100000", f"--model_dir={model_dir}"],
-        cwd=fixtures.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    first = fixtures.start_training(records, model_dir)
     try:
       lock = os.path.join(model_dir, "training.lock")
       deadline = time.monotonic() + 120

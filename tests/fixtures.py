@@ -72,6 +72,20 @@ def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT
                                  PYTHONPATH=ROOT))
 
 
+def start_training(records_dir: str, model_dir: str, *bindings: str,
+                   stderr=subprocess.DEVNULL) -> subprocess.Popen:
+  """`python -m reseg_tf.train` of the quickstart config on `records_dir`, in
+  the background (no step limit unless `bindings` set one): for tests that
+  signal, or compete with, a running trainer. The caller kills it."""
+  return subprocess.Popen(
+      [sys.executable, "-m", "reseg_tf.train", f"--gin_file={QUICKSTART}",
+       f"--gin_bindings=train.records_dir = '{records_dir}'",
+       "--gin_bindings=Schedule.max_steps = 100000",
+       *[f"--gin_bindings={b}" for b in bindings], f"--model_dir={model_dir}"],
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
 def run_python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
   """`python -c <code> <args>` in a fresh process, output captured."""
   return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT,

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import tensorflow as tf
 
@@ -128,13 +127,9 @@ class FailureTest(tf.test.TestCase):
     root = self.create_tempdir().full_path
     records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
     model_dir = os.path.join(root, "run")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
-         f"--gin_bindings=train.records_dir = '{records}'",
-         "--gin_bindings=Schedule.max_steps = 100000", "--gin_bindings=Schedule.steps_per_loop = 1",
-         "--gin_bindings=Checkpointing.log_every_seconds = 0", f"--model_dir={model_dir}"],
-        cwd=fixtures.ROOT, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    process = fixtures.start_training(
+        records, model_dir, "Schedule.steps_per_loop = 1",
+        "Checkpointing.log_every_seconds = 0", stderr=subprocess.PIPE)
     try:
       for line in process.stderr:  # Wait until training is under way.
         if "step: 3/" in line:
