@@ -68,9 +68,13 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
     raise InputError(destination, "exists: pass --overwrite to replace it")
   restored = restore.load_run(model_dir, checkpoint)
   info = dict(restored.info)
+  metadata = records.load_metadata(info["records_dir"])
   if "class_names" not in info:  # A run from before model_info.json.
-    info = run_files.model_info(info["records_dir"], records.load_metadata(info["records_dir"]),
-                                info.get("batch_size") or 5)
+    info = run_files.model_info(info["records_dir"], metadata, info.get("batch_size") or 5)
+  split = metadata.get("split", {})
+  info.update(
+      splits={name: s["num_examples"] for name, s in metadata["splits"].items()},
+      split_method={k: split[k] for k in ("method", "seed", "fractions") if k in split})
   info.update(
       name=name, step=restored.step, trainable_parameters=count_parameters(restored.model),
       void_as_class=bool(restored.model.void_as_class),
@@ -128,12 +132,16 @@ def write_card(folder: str, name: Optional[str] = None,
       "model variables only.", "",
       "## Data and training", "",
       f"- Records: `python -m data_prep.build --dataset={dataset}` into "
-      f"`{info.get('records_dir')}`; trained on split `{info.get('train_split', 'train')}`, "
-      f"checkpoint selected on `{info.get('validation_split', 'val')}` (see `config.gin` "
-      "for the selection rule).",
-      f"- Budget: {_number(training.get('epoch'), '.0f')} epochs "
-      f"({training.get('trained_steps')} steps trained), "
-      f"{_number(training.get('training_hours'), '.2f')} h on {info.get('training_hardware')}.",
+      f"`{info.get('records_dir')}`; splits "
+      + ", ".join(f"{k} {v}" for k, v in info.get("splits", {}).items())
+      + (f" ({_split_text(info['split_method'])})" if info.get("split_method") else "")
+      + f"; trained on `{info.get('train_split', 'train')}`, checkpoint selected on "
+      f"`{info.get('validation_split', 'val')}` (the selection rule is in `config.gin`); "
+      "the held-out split is only scored.",
+      f"- Budget: the checkpoint of epoch {_number(training.get('epoch'), '.0f')} "
+      f"({training.get('trained_steps')} steps trained in all), "
+      f"{_number(training.get('training_hours'), '.2f')} h of training on "
+      f"{info.get('training_hardware')}, shared with other jobs (an upper bound).",
       "", "## Metrics", ""]
   if entries:
     lines += ["| split | global accuracy | class-average accuracy | mean IoU | "
@@ -155,6 +163,13 @@ def write_card(folder: str, name: Optional[str] = None,
   with open(path, "w") as f:
     f.write("\n".join(lines))
   return path
+
+
+def _split_text(method: dict) -> str:
+  if method.get("method") == "seeded_random":
+    fractions = "/".join(str(v) for v in method.get("fractions", {}).values())
+    return f"drawn at random with seed {method.get('seed')}, fractions {fractions}"
+  return str(method.get("method"))
 
 
 def _percent(value) -> str:
