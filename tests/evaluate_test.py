@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import gin
 from reseg_tf.common.errors import InputError
-from reseg_tf.data import input_pipeline, records
+from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import evaluator
 from reseg_tf.serving import restore
 from tests import fixtures
@@ -59,7 +59,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
                                  log=lambda _: None)  # 6 images: 4 + 2.
     self.assertEqual(result["num_images"], 6)
     labelled = 0
-    for batch in input_pipeline.make_eval_dataset(self.records, "test", 6):
+    for batch in eval_pipeline.make_eval_dataset(self.records, "test", 6):
       labels = batch["label"].numpy()[batch["mask"].numpy()]
       labelled += int(np.sum(labels != records.IGNORE_LABEL))
     self.assertEqual(result["num_pixels"], labelled)

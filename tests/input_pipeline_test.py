@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 from PIL import Image
 
-from reseg_tf.data import augment, input_pipeline, records
+from reseg_tf.data import augment, eval_pipeline, input_pipeline, records
 
 _ALL_ON = augment.AugmentOptions(
     crop_size=(10, 12), random_crop=True, flip=True, scale_range=(0.8, 1.2),
@@ -160,7 +160,7 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
   # ------------------------------------------------------------------- eval
 
   def test_eval_scores_every_example_once_with_a_padded_last_batch(self):
-    dataset = input_pipeline.make_eval_dataset(self.dir, "val", 3, with_filenames=True)
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "val", 3, with_filenames=True)
     batches = list(dataset)
     self.assertEqual([b["mask"].numpy().tolist() for b in batches],
                      [[True] * 3, [True] * 3, [True, False, False]])
@@ -175,7 +175,7 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
   def test_eval_input_pipelines_yield_equal_batches_and_cover_every_example(self):
     filenames, masks = [], []
     for pipeline_id in range(2):
-      dataset = input_pipeline.make_eval_dataset(
+      dataset = eval_pipeline.make_eval_dataset(
           self.dir, "val", 4, with_filenames=True, input_context=_context(pipeline_id))
       batches = list(dataset)
       masks.append([b["mask"].numpy().tolist() for b in batches])
@@ -190,15 +190,15 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
     # batches from the single pipeline, so it must yield an even number.
     context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
                                          num_replicas_in_sync=2)
-    dataset = input_pipeline.make_eval_dataset(self.dir, "val", 4, input_context=context)
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "val", 4, input_context=context)
     self.assertEqual([b["mask"].numpy().tolist() for b in dataset],
                      [[True, True], [True, True], [True, True], [True, False]])
-    dataset = input_pipeline.make_eval_dataset(self.dir, "val", 2, input_context=context)
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "val", 2, input_context=context)
     self.assertEqual([b["mask"].numpy().tolist() for b in dataset],
                      [[True]] * 7 + [[False]])
 
   def test_eval_pads_images_bottom_right_with_ignored_labels(self):
-    dataset = input_pipeline.make_eval_dataset(self.dir, "varied", 2, image_fill=7)
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "varied", 2, image_fill=7)
     self.assertEqual(dataset.element_spec["image"].shape, (2, 12, 14, 3))
     examples = {}
     for batch in dataset:
@@ -218,21 +218,21 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_eval_unpadded_needs_batches_of_one(self):
     with self.assertRaisesRegex(ValueError, "per-replica batch of 1"):
-      input_pipeline.make_eval_dataset(self.dir, "varied", 2, pad_to_size=None)
-    dataset = input_pipeline.make_eval_dataset(self.dir, "varied", 1, pad_to_size=None)
+      eval_pipeline.make_eval_dataset(self.dir, "varied", 2, pad_to_size=None)
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "varied", 1, pad_to_size=None)
     self.assertEqual(dataset.element_spec["image"].shape.as_list(), [1, None, None, 3])
     shapes = [tuple(b["label"].shape[1:]) for b in dataset]
     self.assertEqual(shapes, [(9, 14), (11, 13), (12, 14), (12, 10), (8, 8)])
     # Across 2 pipelines (3 + 2 examples) the short one ends with a dummy of
     # the smallest size.
-    dataset = input_pipeline.make_eval_dataset(self.dir, "varied", 2, pad_to_size=None,
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "varied", 2, pad_to_size=None,
                                                input_context=_context(1))
     batches = list(dataset)
     self.assertEqual([bool(b["mask"][0]) for b in batches], [True, True, False])
     self.assertEqual(batches[-1]["label"].shape, (1, 8, 8))
 
   def test_eval_refuses_images_larger_than_pad_to_size(self):
-    dataset = input_pipeline.make_eval_dataset(self.dir, "varied", 1, pad_to_size=(10, 14))
+    dataset = eval_pipeline.make_eval_dataset(self.dir, "varied", 1, pad_to_size=(10, 14))
     with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "larger than pad_to_size"):
       list(dataset)
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import gin
 from reseg_tf import configurables, plot_curves
-from reseg_tf.data import input_pipeline
+from reseg_tf.data import eval_pipeline
 from reseg_tf.evaluation import metrics, summaries
 from reseg_tf.training import trainer
 from tests import fixtures
@@ -18,7 +18,7 @@ from tests import fixtures
 
 def mean_iou(model, records_dir):
   confusion = 0
-  for batch in input_pipeline.make_eval_dataset(records_dir, "val", 8):
+  for batch in eval_pipeline.make_eval_dataset(records_dir, "val", 8):
     predictions = tf.argmax(model(batch["image"]), axis=-1)
     confusion += metrics.confusion_matrix(batch["label"], predictions, 4,
                                           example_mask=batch["mask"]).numpy()

@@ -5,7 +5,7 @@ confusion matrix, with the trainer's own evaluation step
 (`eval_step.make_eval_step`) and metric code (`metrics.confusion_matrix`,
 `metrics.scores`), so its numbers are the ones the trainer logs for the same
 checkpoint and split. The last batch is completed with padding examples
-that do not count (`input_pipeline.make_eval_dataset`): every image is
+that do not count (`eval_pipeline.make_eval_dataset`): every image is
 scored (the original code dropped the last incomplete batch).
 
 Images of different sizes (Horse) are padded bottom/right to the split's
@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
-from reseg_tf.data import input_pipeline, records
+from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import eval_step, metrics
 
 # ReSeg's published results (Visin et al. 2016, tables 1-3), as fractions.
@@ -100,7 +100,7 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
     jit_compile = eval_step.default_jit_compile()
   step = eval_step.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
                               jit_compile=jit_compile)
-  dataset = input_pipeline.make_eval_dataset(records_dir, split, batch_size,
+  dataset = eval_pipeline.make_eval_dataset(records_dir, split, batch_size,
                                              pad_to_size=pad_to_size)
   progress = RateLog(split, expected, log, "images", log_every_seconds)
   confusion = eval_step.sum_confusion(

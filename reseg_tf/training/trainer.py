@@ -29,7 +29,7 @@ from absl import logging
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
-from reseg_tf.data import input_pipeline
+from reseg_tf.data import eval_pipeline, input_pipeline
 from reseg_tf.evaluation import eval_step, metrics, summaries
 from reseg_tf.training import distribute, options, run_control, run_setup
 
@@ -201,7 +201,7 @@ def _validate_and_checkpoint(run: run_setup.Run, step: int) -> bool:
 def _validate(run: run_setup.Run, step: int) -> dict:
   num_classes, class_names = run.metadata["num_classes"], run.metadata["class_names"]
   dataset = run.strategy.distribute_datasets_from_function(
-      lambda context: input_pipeline.make_eval_dataset(
+      lambda context: eval_pipeline.make_eval_dataset(
           run.records_dir, run.validation_split, run.batch_size, input_context=context))
   confusion = eval_step.sum_confusion(run.evaluate_batch, dataset, num_classes)
   scores = metrics.scores(confusion, class_names)
@@ -211,7 +211,7 @@ def _validate(run: run_setup.Run, step: int) -> dict:
     if count > 0:
       summaries.write_prediction_images(
           run.validation_writer, step, run.model,
-          input_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count),
+          eval_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count),
           run.metadata["class_colors"], count)
   return scores
 

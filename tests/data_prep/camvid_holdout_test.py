@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_prep import statistics
-from reseg_tf.data import input_pipeline
+from reseg_tf.data import eval_pipeline
 from tests.data_prep import fixtures
 from tests.data_prep.build_helpers import read_metadata, run_build
 
@@ -65,7 +65,7 @@ class CamVidHoldoutTest(tf.test.TestCase):
         stats.class_pixels, stats.pixels_of_images_with_class)
     self.assertAllClose(metadata["median_frequency_weights"], weights)
     # The trainer's validation reader takes it (train.validation_split = 'holdout').
-    batches = list(input_pipeline.make_eval_dataset(self.out, "holdout", 2,
+    batches = list(eval_pipeline.make_eval_dataset(self.out, "holdout", 2,
                                                     with_filenames=True))
     self.assertLen(batches, 1)
     self.assertCountEqual([f.decode() for f in batches[0]["filename"].numpy()], held)
