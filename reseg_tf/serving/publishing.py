@@ -44,6 +44,13 @@ _USE = {
 }
 
 
+# What the records command needs besides --dataset, for the data these models saw.
+_BUILD_NOTES = {
+    "flowers": " --flowers_foreground_index=1` (the 256x256 copy; the official "
+               "release's flower index is 38)",
+}
+
+
 def count_parameters(model) -> int:
   """Trainable parameters of `model`."""
   return int(sum(np.prod(v.shape) for v in model.trainable_variables))
@@ -131,7 +138,8 @@ def write_card(folder: str, name: Optional[str] = None,
       f"- Weights: `weights.*`, the checkpoint of training step {info.get('step')}, "
       "model variables only.", "",
       "## Data and training", "",
-      f"- Records: `python -m data_prep.build --dataset={dataset}` into "
+      f"- Records: `python -m data_prep.build --dataset={dataset}"
+      + _BUILD_NOTES.get(dataset, "`") + " into "
       f"`{info.get('records_dir')}`; splits "
       + ", ".join(f"{k} {v}" for k, v in info.get("splits", {}).items())
       + (f" ({_split_text(info['split_method'])})" if info.get("split_method") else "")
