@@ -39,20 +39,6 @@ class ClassTable:
   colors: Optional[tuple[Color, ...]]  # None when the table gives none.
 
 
-def default_colors(num_classes: int) -> list[Color]:
-  """The Pascal VOC colour map (also DeepLab's): class i gets the bits of i
-  spread over the high bits of R, G and B (1 -> (128, 0, 0), 255 -> (224, 224, 192))."""
-  colors = []
-  for i in range(num_classes):
-    rgb, c = [0, 0, 0], i
-    for bit in range(7, -1, -1):
-      for channel in range(3):
-        rgb[channel] |= ((c >> channel) & 1) << bit
-      c >>= 3
-    colors.append(tuple(rgb))
-  return colors
-
-
 def find(data_dir: str) -> str:
   """The path of data_dir's class table; exactly one of TABLE_FILES must exist."""
   found = [os.path.join(data_dir, n) for n in TABLE_FILES

@@ -39,6 +39,7 @@ from data_prep.dataset import (
   refs_per_split,
   require_folders,
 )
+from reseg_tf.common import palette
 from reseg_tf.data.records import IGNORE_LABEL
 
 NAME = "folder"
@@ -87,7 +88,7 @@ def plan(data_dir: str, options: MaskOptions = MaskOptions(), split_seed: int = 
     pixels, encoded, fmt = images.read_rgb(ref.image_path)
     return LoadedExample(pixels, label, encoded, fmt)
 
-  colors = table.colors or tuple(class_table.default_colors(len(table.names)))
+  colors = table.colors or tuple(palette.voc_palette(len(table.names)))
   return Plan(info=DatasetInfo(name=NAME, class_names=table.names, class_colors=colors),
               splits=split_refs, absent_splits=absent, load=load,
               split_description=description, unpaired=unpaired,

@@ -19,7 +19,7 @@ test labels (the evaluation server keeps them): there is no test split.
 import glob
 import os
 
-from data_prep import class_table, images, split_lists
+from data_prep import images, split_lists
 from data_prep.dataset import (
   BadInputError,
   DatasetInfo,
@@ -28,6 +28,7 @@ from data_prep.dataset import (
   Plan,
   require_folders,
 )
+from reseg_tf.common import palette
 
 INFO = DatasetInfo(
     name="voc",
@@ -35,7 +36,7 @@ INFO = DatasetInfo(
                  "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
                  "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
                  "train", "tvmonitor"),
-    class_colors=tuple(class_table.default_colors(21)),  # The VOC palette.
+    class_colors=tuple(palette.voc_palette(21)),  # The VOC palette.
 )
 AUG_LABEL_DIR = "SegmentationClassAug"
 AUG_LIST = "train_aug.txt"

@@ -49,9 +49,8 @@ def main(argv):
   if not _MODEL_DIR.value:
     raise app.UsageError("give --model_dir, the run to publish")
   name = _NAME.value or os.path.basename(os.path.normpath(_MODEL_DIR.value))
-  folder = publishing.publish(_MODEL_DIR.value, name, _CHECKPOINT.value,
-                              _MODELS_DIR.value, overwrite=_OVERWRITE.value)
-  publishing.write_card(folder, name, _RESULTS_FILE.value)
+  folder = publishing.publish(_MODEL_DIR.value, name, _CHECKPOINT.value, _MODELS_DIR.value,
+                              overwrite=_OVERWRITE.value, results_file=_RESULTS_FILE.value)
   size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
   print(f"Published {folder} ({size / 2**20:.1f} MiB); evaluate it with "
         f"python -m reseg_tf.evaluate --model={name} --split=test "

@@ -57,8 +57,10 @@ def count_parameters(model) -> int:
 
 
 def publish(model_dir: str, name: str, checkpoint: str = "best",
-            models_dir: str = run_files.MODELS_DIR, overwrite: bool = False) -> str:
-  """Writes `models_dir/<name>/` from `model_dir`'s `checkpoint`.
+            models_dir: str = run_files.MODELS_DIR, overwrite: bool = False,
+            results_file: Optional[str] = None) -> str:
+  """Writes `models_dir/<name>/` from `model_dir`'s `checkpoint`, its card
+  quoting `results_file`'s entries for `name` (see `write_card`).
 
   The folder is written beside its destination and renamed into place, so a
   failed publish leaves no half-written model.
@@ -80,7 +82,7 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
     info = run_files.model_info(info["records_dir"], metadata, info.get("batch_size") or 5)
   split = metadata.get("split", {})
   info.update(
-      splits={name: s["num_examples"] for name, s in metadata["splits"].items()},
+      splits={split_name: s["num_examples"] for split_name, s in metadata["splits"].items()},
       split_method={k: split[k] for k in ("method", "seed", "fractions") if k in split})
   info.update(
       name=name, step=restored.step, trainable_parameters=count_parameters(restored.model),
@@ -98,7 +100,7 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
     shutil.copy(os.path.join(model_dir, run_files.OPERATIVE_CONFIG),
                 os.path.join(temporary, run_files.PUBLISHED_CONFIG))
     run_files.write_model_info(temporary, info)
-    write_card(temporary, name=name)
+    write_card(temporary, name, results_file)
     shutil.rmtree(destination, ignore_errors=True)
     os.replace(temporary, destination)
   except BaseException:

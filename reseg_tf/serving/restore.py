@@ -22,6 +22,7 @@ from absl import logging as absl_logging
 
 import gin
 from reseg_tf import configurables
+from reseg_tf.common import palette
 from reseg_tf.common.errors import InputError, MissingFileError
 from reseg_tf.common.run_files import (
   BEST_DIR,
@@ -72,10 +73,7 @@ class Restored:
     """Class names and colours: from `records_dir`'s metadata when given,
     else from the model's info, else from its records (see `class_table`)."""
     if not records_dir and self.info.get("class_names"):
-      return {"dataset": self.info.get("dataset", ""),
-              "class_names": list(self.info["class_names"]),
-              "class_colors": [list(c) for c in self.info["class_colors"]],
-              "source": os.path.join(self.folder or ".", MODEL_INFO)}
+      return _table(self.info, os.path.join(self.folder or ".", MODEL_INFO))
     return class_table(records_dir or self.records_dir, self.model.num_classes)
 
 
@@ -261,30 +259,20 @@ def class_table(records_dir: Optional[str], num_classes: int) -> dict:
     metadata = None
   if metadata is None:
     return {"dataset": "", "class_names": [f"class_{i}" for i in range(num_classes)],
-            "class_colors": default_palette(num_classes),
+            "class_colors": [list(c) for c in palette.voc_palette(num_classes)],
             "source": f"no metadata.json in {records_dir!r}: generic names and colours"}
   if metadata["num_classes"] != num_classes:
     raise InputError(os.path.join(records_dir, records.METADATA_FILENAME),
                      f"{metadata['num_classes']} classes, but the model predicts {num_classes}")
-  return {"dataset": metadata.get("dataset", ""),
-          "class_names": list(metadata["class_names"]),
-          "class_colors": [list(c) for c in metadata["class_colors"]],
-          "source": os.path.join(records_dir, records.METADATA_FILENAME)}
+  return _table(metadata, os.path.join(records_dir, records.METADATA_FILENAME))
 
 
-def default_palette(num_classes: int) -> list:
-  """Distinct colours (PASCAL VOC's bit-interleaved palette, black first)."""
-  colors = []
-  for i in range(num_classes):
-    r = g = b = 0
-    c = i
-    for j in range(8):
-      r |= ((c >> 0) & 1) << (7 - j)
-      g |= ((c >> 1) & 1) << (7 - j)
-      b |= ((c >> 2) & 1) << (7 - j)
-      c >>= 3
-    colors.append([r, g, b])
-  return colors
+def _table(described: dict, source: str) -> dict:
+  """The class table of a metadata.json or model_info.json (same keys)."""
+  return {"dataset": described.get("dataset", ""),
+          "class_names": list(described["class_names"]),
+          "class_colors": [list(c) for c in described["class_colors"]],
+          "source": source}
 
 
 def _legacy_run_info() -> dict:

@@ -9,6 +9,7 @@ from absl.testing import parameterized
 from PIL import Image
 
 from data_prep import class_table, splits
+from reseg_tf.common import palette
 from tests.data_prep import fixtures
 from tests.data_prep.build_helpers import read_metadata, run_build
 
@@ -31,7 +32,7 @@ def _write_table(root, rows, kind="json"):
 
 def _save_palette(path, index):
   image = Image.fromarray(index.astype(np.uint8), mode="P")
-  image.putpalette([v for c in class_table.default_colors(256) for v in c])
+  image.putpalette([v for c in palette.voc_palette(256) for v in c])
   os.makedirs(os.path.dirname(path), exist_ok=True)
   image.save(path)
 
@@ -332,7 +333,7 @@ class ClassTableTest(tf.test.TestCase):
       self.assertEqual(class_table.parse_color(value), (128, 64, 128))
     with self.assertRaises(ValueError):
       class_table.parse_color([1, 2, 300])
-    colors = class_table.default_colors(256)
+    colors = palette.voc_palette(256)
     self.assertEqual(colors[:4], [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0)])
     self.assertEqual(colors[15], (192, 128, 128))  # VOC person.
     self.assertEqual(colors[255], (224, 224, 192))  # VOC boundary.
