@@ -14,11 +14,11 @@ from reseg_tf.model.shapes import spatial_size
 
 
 def default_jit_compile() -> bool:
-  """Whether to compile the whole trainable part with XLA: on GPUs, yes.
+  """Whether evaluation compiles the model's trainable part with XLA: on GPUs.
 
-  On these CPUs the CamVid train step is 9% faster without the outer XLA
-  function (benchmarks/train_step.py): the fused ReNet sweeps compile their
-  own loops and keep their big matmuls in oneDNN.
+  On CPUs the forward pass alone is left to oneDNN and the fused ReNet
+  loops (which compile themselves); the trainer times its own train step
+  instead (`training/jit_choice.py`).
   """
   return bool(tf.config.list_logical_devices("GPU"))
 

@@ -67,8 +67,8 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
       validation numbers to the last pixel).
     pad_to_size: "max" (as the trainer) or None (each image at its own
       size, batch 1); see the module docstring.
-    jit_compile: compile the model's trainable part with XLA; None: as the
-      trainer decides (`eval_step.default_jit_compile()`).
+    jit_compile: compile the model's trainable part with XLA; None: on GPUs
+      only (`eval_step.default_jit_compile()`).
     log: where progress lines go.
     log_every_seconds: how often a progress line is written.
 

@@ -17,7 +17,7 @@ from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import feature_cache, input_pipeline, records
 from reseg_tf.evaluation import eval_step
-from reseg_tf.training import distribute, losses, options, run_control, train_step
+from reseg_tf.training import distribute, jit_choice, losses, options, run_control, train_step
 
 
 @dataclasses.dataclass
@@ -55,6 +55,14 @@ class Run:
   @property
   def step(self) -> int:
     return int(self.optimizer.iterations.numpy())
+
+
+def _example_inputs(model, make_dataset, batch_size, strategy, input_options):
+  """One replica's `(inputs, labels)` from a batch of the training stream
+  (a separate iterator: the run's own data order is untouched)."""
+  per_replica = max(1, batch_size // strategy.num_replicas_in_sync)
+  batch = next(iter(make_dataset(per_replica, input_options, seed=0)))
+  return train_step.step_inputs(model, batch)
 
 
 def build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, schedule,
@@ -100,8 +108,6 @@ def build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, sch
       global_batch_size=batch_size, class_weights=weights,
       void_class=num_classes if model.void_as_class else None,
       weight_decay=optimisation.weight_decay, clip_norm=optimisation.clip_norm)
-  if jit_compile is None:
-    jit_compile = eval_step.default_jit_compile()
   options = input_options or input_pipeline.InputOptions()
   make_dataset = functools.partial(input_pipeline.make_train_dataset, records_dir, train_split)
   if cache_features:
@@ -109,6 +115,13 @@ def build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, sch
     info = feature_cache.ensure(model, records_dir, train_split, cache_dir,
                                 options.augment, log=logging.info)
     make_dataset = functools.partial(feature_cache.make_dataset, cache_dir, info)
+  if jit_compile is None:
+    jit_compile, why = jit_choice.decide(
+        train_step.make_loss_and_gradients(model, loss_options), model.trainable_variables,
+        lambda: _example_inputs(model, make_dataset, batch_size, strategy, options),
+        total_steps)
+    logging.info("Outer XLA function for the trainable part: %s (%s)",
+                 "on" if jit_compile else "off", why)
   has_validation = bool(validation_split) and validation_split in metadata["splits"]
   return Run(
       model_dir=model_dir, write_dir=write_dir, chief=distribute.is_chief(strategy),

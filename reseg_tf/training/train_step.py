@@ -40,21 +40,28 @@ def _regularised(variables):
   return [v for v in variables if len(v.shape) > 1]
 
 
-def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
-                    options: LossOptions, jit_compile: bool = True
-                    ) -> Callable[[object, tf.Tensor], tf.Tensor]:
-  """Returns `loop(iterator, num_steps) -> mean loss per image`.
+def has_frozen_front_end(model) -> bool:
+  return model.vgg is None or not model.vgg.trainable_variables
 
-  Args:
-    strategy: the strategy whose scope holds `model` and `optimizer`.
-    model: a `model.ReSeg`.
-    optimizer: a Keras 3 optimizer built for `model.trainable_variables`.
-    options: loss and gradient options.
-    jit_compile: compile the trainable part with XLA.
-  """
+
+def step_inputs(model, batch) -> tuple:
+  """One replica's `(inputs, labels)` of the compiled part: the front end's
+  features (from the batch when `feature_cache` computed them, else computed
+  here, outside XLA, when the front end is frozen) or the images."""
+  if "features" in batch:  # From feature_cache: the front end already ran.
+    return batch["features"], batch["label"]
+  inputs = batch["image"]
+  if has_frozen_front_end(model):
+    inputs = tf.stop_gradient(model.features(inputs))
+  return inputs, batch["label"]
+
+
+def make_loss_and_gradients(model, options: LossOptions) -> Callable:
+  """`fn(inputs, labels) -> (loss, gradients)`: the trainable part of a step
+  (what the outer XLA function compiles), inputs from `step_inputs`."""
   variables = list(model.trainable_variables)
   decayed = _regularised(variables)
-  frozen_front_end = model.vgg is None or not model.vgg.trainable_variables
+  frozen_front_end = has_frozen_front_end(model)
   weights = (None if options.class_weights is None
              else tf.constant(options.class_weights, tf.float32))
 
@@ -73,16 +80,28 @@ def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
             [tf.reduce_sum(tf.square(v)) for v in decayed])
     return loss, tape.gradient(objective, variables)
 
-  compiled = tf.function(loss_and_gradients, jit_compile=jit_compile)
+  return loss_and_gradients
+
+
+def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
+                    options: LossOptions, jit_compile: bool = True
+                    ) -> Callable[[object, tf.Tensor], tf.Tensor]:
+  """Returns `loop(iterator, num_steps) -> mean loss per image`.
+
+  Args:
+    strategy: the strategy whose scope holds `model` and `optimizer`.
+    model: a `model.ReSeg`.
+    optimizer: a Keras 3 optimizer built for `model.trainable_variables`.
+    options: loss and gradient options.
+    jit_compile: compile the trainable part with XLA (`training/jit_choice.py`
+      decides the trainer's default).
+  """
+  variables = list(model.trainable_variables)
+  compiled = tf.function(make_loss_and_gradients(model, options),
+                         jit_compile=jit_compile)
 
   def replica_step(batch):
-    if "features" in batch:  # From feature_cache: the front end already ran.
-      inputs = batch["features"]
-    else:
-      inputs = batch["image"]
-      if frozen_front_end:
-        inputs = tf.stop_gradient(model.features(inputs))
-    loss, gradients = compiled(inputs, batch["label"])
+    loss, gradients = compiled(*step_inputs(model, batch))
     if options.clip_norm:
       # Clip the true global norm: all-reduce first, clip, then hand the
       # optimizer per-replica shares it will sum back (docs/performance.md).

@@ -83,8 +83,9 @@ def train(model_dir: str, *,
     deterministic: also make every op deterministic (slower), so that a
       resumed run equals an uninterrupted one bit for bit.
     distribution: "auto", "mirrored" or "multi_worker" (distribute.py).
-    jit_compile: compile the whole trainable part with XLA; None:
-      `eval_step.default_jit_compile()` (only on GPUs).
+    jit_compile: compile the whole trainable part with XLA; None: on GPUs
+      yes, on CPUs whichever is faster for this model on this machine, timed
+      once and cached (`training/jit_choice.py`).
     operative_config: returns the configuration text that ran (gin's
       operative config), written to `model_dir` and TensorBoard.
     **legacy_bindings: flat option names of older configurations

@@ -1,0 +1,147 @@
+"""Whether to compile the trainable part with XLA: measured, once per machine.
+
+On GPUs the outer XLA function always pays. On CPUs it depends on the CPU:
+the fused ReNet sweeps compile their own loops either way, and the outer
+function moves the input projections and the head from oneDNN into XLA,
+which was 9% slower on an AMD EPYC and 14% faster on an Intel Xeon with AMX
+for the same CamVid step (docs/performance.md). So, on a CPU and for a run
+long enough to repay it, the trainer times both variants of its own step
+(forward, loss and gradients of this model at this batch shape, no
+optimizer update, so the run's weights do not move) and keeps the faster.
+The answer is cached per CPU model, TensorFlow version, model and batch
+shape in `$RESEG_TF_CACHE_DIR/jit_choice.json` (default
+`~/.cache/reseg_tf`), so the next run on the machine starts at once.
+`train.jit_compile = True/False` skips all of this.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+from absl import logging
+
+CACHE_ENV = "RESEG_TF_CACHE_DIR"
+CACHE_FILENAME = "jit_choice.json"
+# Calibrating compiles the step twice and runs it a few times (about a minute
+# for CamVid at half resolution): shorter runs take the rule below instead.
+MIN_STEPS_TO_CALIBRATE = 500
+TIMED_REPEATS = 3
+
+
+def cpu_model() -> str:
+  """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          return value.strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cache_path() -> str:
+  root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
+                                                   "reseg_tf")
+  return os.path.join(root, CACHE_FILENAME)
+
+
+def cache_key(variables, inputs: tf.Tensor, labels: tf.Tensor) -> str:
+  """Names what the timing depends on: CPU, TensorFlow, model, batch shape."""
+  model = [(v.name, v.shape.as_list(), v.dtype.name) for v in variables]
+  batch = [(t.shape.as_list(), t.dtype.name) for t in (inputs, labels)]
+  digest = hashlib.sha1(json.dumps([model, batch]).encode()).hexdigest()[:16]
+  return f"{cpu_model()} | TensorFlow {tf.__version__} | model+batch {digest}"
+
+
+def _read(path: str) -> dict:
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+    return cache if isinstance(cache, dict) else {}
+  except FileNotFoundError:
+    return {}
+  except (OSError, ValueError) as e:  # A damaged cache is re-measured, not fatal.
+    logging.warning("ignoring %s (%s): measuring again", path, e)
+    return {}
+
+
+def _write(path: str, cache: dict) -> None:
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+      json.dump(cache, f, indent=1, sort_keys=True)
+    os.replace(temporary, path)  # Atomic: concurrent runs never read half a file.
+  except OSError as e:
+    logging.warning("could not cache the XLA choice in %s: %s", path, e)
+
+
+def choose(measure: Callable[[bool], float], key: str,
+           path: Optional[str] = None) -> dict:
+  """The cached choice for `key`, else `measure(jit)` (seconds per step) for
+  both variants, cached.
+
+  Returns `{"jit_compile": bool, "seconds_per_step": {"xla": s, "no_xla": s},
+  "cached": bool}`.
+  """
+  path = path or cache_path()
+  entry = _read(path).get(key)
+  if isinstance(entry, dict) and isinstance(entry.get("jit_compile"), bool):
+    return {**entry, "cached": True}
+  seconds = {"no_xla": measure(False), "xla": measure(True)}
+  entry = {"jit_compile": seconds["xla"] < seconds["no_xla"],
+           "seconds_per_step": seconds,
+           "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+  cache = _read(path)  # Re-read: another run may have written meanwhile.
+  cache[key] = entry
+  _write(path, cache)
+  return {**entry, "cached": False}
+
+
+def step_timer(loss_and_gradients: Callable, inputs: tf.Tensor, labels: tf.Tensor,
+               repeats: int = TIMED_REPEATS) -> Callable[[bool], float]:
+  """`measure(jit) -> median seconds` of `loss_and_gradients(inputs, labels)`
+  compiled with or without XLA (the first, compiling call is not timed)."""
+
+  def measure(jit_compile: bool) -> float:
+    step = tf.function(loss_and_gradients, jit_compile=jit_compile)
+    tf.nest.map_structure(lambda t: t.numpy(), step(inputs, labels))
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      tf.nest.map_structure(lambda t: t.numpy(), step(inputs, labels))
+      times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+  return measure
+
+
+def decide(loss_and_gradients: Callable, variables, example_batch: Callable[[], tuple],
+           total_steps: int) -> tuple:
+  """`(jit_compile, why)` for a run of `total_steps` on this machine.
+
+  `example_batch()` returns one replica's `(inputs, labels)`; it is called
+  only when a measurement is needed.
+  """
+  if tf.config.list_logical_devices("GPU"):
+    return True, "a GPU is visible"
+  if total_steps < MIN_STEPS_TO_CALIBRATE:
+    return False, (f"{total_steps} steps are too few to repay a calibration "
+                   f"(< {MIN_STEPS_TO_CALIBRATE}): the fused loops alone")
+  inputs, labels = example_batch()
+  key = cache_key(variables, inputs, labels)
+  logging.info("Timing the train step with and without the outer XLA function "
+               "(once per machine and model; cached in %s)", cache_path())
+  result = choose(step_timer(loss_and_gradients, inputs, labels), key)
+  seconds = result["seconds_per_step"]
+  source = "cached" if result["cached"] else "measured"
+  return result["jit_compile"], (
+      f"{source} on {cpu_model()}: {seconds['xla']:.3f} s/step with the outer XLA "
+      f"function, {seconds['no_xla']:.3f} s without")
