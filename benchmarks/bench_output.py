@@ -1,10 +1,19 @@
-"""What the benchmarks share: timing a call, sizes on disk, writing results
-(next to the scripts, so `import bench_output` finds it)."""
+"""What the benchmarks share: timing a call, sizes on disk, writing results,
+the CPU, our model as a gin file configures it (next to the scripts, so
+`import bench_output` finds it)."""
 
 import json
 import os
+import platform
 import statistics
 import time
+
+import tensorflow as tf
+
+import gin
+from reseg_tf import configurables
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_json(path: str, results: dict) -> None:
@@ -27,7 +36,53 @@ def median_time(fn, warmup: int, repeats: int):
   return statistics.median(times), times
 
 
+def time_round_robin(runners, loops, steps_per_loop):
+  """Median seconds per step of each `run(steps)` of `runners` (name -> run),
+  timed in turn, loop by loop (A B C A B C ...: load from other processes
+  hits all alike)."""
+  times = {name: [] for name in runners}
+  for _ in range(loops):
+    for name, run in runners.items():
+      start = time.perf_counter()
+      run(steps_per_loop)
+      times[name].append((time.perf_counter() - start) / steps_per_loop)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
 def folder_bytes(path: str) -> int:
   """Bytes of every file below `path`."""
   return sum(os.path.getsize(os.path.join(d, f))
              for d, _, files in os.walk(path) for f in files)
+
+
+def cpu_info():
+  """The CPU model and its AMX / AVX512-BF16 flags (Linux /proc/cpuinfo)."""
+  model, cpu_flags = None, set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model is None:
+          model = value.strip()
+        elif key.strip() == "flags":
+          cpu_flags = set(value.split())
+          break
+  except OSError:
+    pass
+  amx = sorted(f for f in cpu_flags if f.startswith("amx"))
+  return {"cpu": model or platform.processor() or "unknown", "amx": amx,
+          "avx512_bf16": "avx512_bf16" in cpu_flags}
+
+
+def ours_from_gin(gin_file, bindings=(), seed=0):
+  """Our `ReSeg` as `gin_file` (relative to the repository) configures it,
+  random VGG, seeded weights."""
+  gin.clear_config()
+  gin.parse_config_files_and_bindings(
+      [os.path.join(_ROOT, gin_file)],
+      ["ReSeg.vgg_weights = 'random'", *bindings])
+  tf.random.set_seed(seed)
+  try:
+    return configurables.ReSeg()
+  finally:
+    gin.clear_config()

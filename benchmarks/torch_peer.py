@@ -33,7 +33,10 @@ reported:
     (loss in fp32). Autocast also runs the GRU's recurrence in bf16 (its
     output differs from fp32 by ~5e-3), where ours keeps it in fp32;
   * ours bf16 (VGG and ReNet projections, `compute_dtype`) with --ours_bf16.
-Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
+Also the FLOP floor (train_step.floor_rates: oneDNN matmul and convolution
+rates, fp32 and bf16, measured in the same run) and each variant's fraction
+of its dtype's floor (train_step.step_flops: VGG forward + 3x the trainable
+part). Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
 random images and labels 0..11 (void trained as class 11, as gin/camvid.gin
 does: `ReSeg.void_as_class = True`). The torch models start from our fp32
 model's weights: the first step's losses must agree, and so must the
@@ -50,8 +53,6 @@ torch is optional: without it the script says how to install it and exits 0.
 
 import copy
 import os
-import platform
-import statistics
 import time
 
 import bench_output
@@ -59,9 +60,6 @@ import numpy as np
 import tensorflow as tf
 import train_step
 from absl import app, flags
-
-import gin
-from reseg_tf import configurables
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_PIN = "torch==2.13.0"
@@ -104,22 +102,9 @@ SMALL_SHAPE = (1, 40, 48)
 CAMVID_SHAPE = (1, 360, 480)
 
 
-def ours_from_gin(gin_file, bindings=(), seed=0):
-  """Our `ReSeg` as `gin_file` configures it, random VGG, seeded weights."""
-  gin.clear_config()
-  gin.parse_config_files_and_bindings(
-      [os.path.join(_ROOT, gin_file)],
-      ["ReSeg.vgg_weights = 'random'", *bindings])
-  tf.random.set_seed(seed)
-  try:
-    return configurables.ReSeg()
-  finally:
-    gin.clear_config()
-
-
 def check(torch_reseg, name, gin_file, bindings, shape, seed=0):
   """Forward agreement of our model and its torch copy (see the docstring)."""
-  ours = ours_from_gin(gin_file, bindings, seed)
+  ours = bench_output.ours_from_gin(gin_file, bindings, seed)
   theirs = torch_reseg.build_from(ours)
   rng = np.random.default_rng(seed)
   images = rng.integers(0, 256, (*shape, 3)).astype(np.uint8)
@@ -136,25 +121,6 @@ def check(torch_reseg, name, gin_file, bindings, shape, seed=0):
         f"N(0, 1) features: max abs difference {renet['max_abs_difference']:.2e} "
         f"(largest {renet['max_abs_value']:.3g})", flush=True)
   return result
-
-
-def cpu_info():
-  """The CPU model and its AMX / AVX512-BF16 flags (Linux /proc/cpuinfo)."""
-  model, cpu_flags = None, set()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model is None:
-          model = value.strip()
-        elif key.strip() == "flags":
-          cpu_flags = set(value.split())
-          break
-  except OSError:
-    pass
-  amx = sorted(f for f in cpu_flags if f.startswith("amx"))
-  return {"cpu": model or platform.processor() or "unknown", "amx": amx,
-          "avx512_bf16": "avx512_bf16" in cpu_flags}
 
 
 def torch_runner(torch, torch_reseg, model, images, labels, void_class, bf16):
@@ -179,15 +145,12 @@ def ours_runner(loop, iterator):
   return lambda steps: float(loop(iterator, tf.constant(steps)))
 
 
-def time_round_robin(runners, loops, steps_per_loop):
-  """Median seconds per step of each runner, timed in turn, loop by loop."""
-  times = {name: [] for name in runners}
-  for _ in range(loops):
-    for name, run in runners.items():
-      start = time.perf_counter()
-      run(steps_per_loop)
-      times[name].append((time.perf_counter() - start) / steps_per_loop)
-  return {name: statistics.median(t) for name, t in times.items()}
+OURS_FRONT_END, TORCH_FRONT_END = "ours front end fp32", "torch front end fp32"
+
+
+def _torch_features(torch, model, images):
+  with torch.inference_mode():
+    return model.features(images).numel()
 
 
 def timing(torch, torch_reseg):
@@ -224,6 +187,17 @@ def timing(torch, torch_reseg):
     first_losses[name] = run(1)
     print(f"{name}: first step {time.perf_counter() - start:.1f} s (warm-up), "
           f"loss {first_losses[name]:.6g}", flush=True)
+  # The frozen front end alone (same VGG, same oneDNN convolutions in both
+  # frameworks), timed in the same rounds: the part of each step that no
+  # recurrent-loop work can change.
+  ours_front_end = tf.function(ours.features)
+  tf_images = tf.constant(images)
+  runners[OURS_FRONT_END] = lambda steps: [
+      ours_front_end(tf_images).numpy() for _ in range(steps)][-1].size
+  runners[TORCH_FRONT_END] = lambda steps: [
+      _torch_features(torch, torch_fp32, x) for _ in range(steps)][-1]
+  for name in (OURS_FRONT_END, TORCH_FRONT_END):
+    runners[name](1)
   after = torch_reseg.parameter_differences(ours, torch_fp32)
   update = max(float((v - initial[k]).abs().max())
                for k, v in torch_reseg.state_from_ours(ours).items())
@@ -234,13 +208,22 @@ def timing(torch, torch_reseg):
         f"step the weights differ by at most {after[worst]:.2e} ({worst}; "
         f"largest update {update:.2e})", flush=True)
 
-  seconds = time_round_robin(runners, train_step._LOOPS.value,
-                             train_step._STEPS_PER_LOOP.value)
-  print(f"\nbatch {batch}, {height}x{width}, median of {train_step._LOOPS.value} "
-        f"round-robin loops of {train_step._STEPS_PER_LOOP.value} steps:")
-  print(f"{'variant':22} {'s/step':>8} {'images/s':>9}")
+  rates = train_step.floor_rates()
+  print(train_step.format_rates(rates), flush=True)
+  seconds = bench_output.time_round_robin(runners, train_step._LOOPS.value,
+                                          train_step._STEPS_PER_LOOP.value)
+  flops = train_step.step_flops(ours, height, width)
+  front_end_flops = batch * train_step.vgg_flops(height, width)
+  floor = {name: train_step.floor_fraction(
+               front_end_flops if "front end" in name else flops, s, rates,
+               "bfloat16" if "bf16" in name else "float32")
+           for name, s in seconds.items()}
+  print(f"\nbatch {batch}, {height}x{width}, {flops / 1e9:.0f} GFLOP per step, median "
+        f"of {train_step._LOOPS.value} round-robin loops of "
+        f"{train_step._STEPS_PER_LOOP.value} steps:")
+  print(f"{'variant':22} {'s/step':>8} {'images/s':>9} {'of floor':>9}")
   for name, s in seconds.items():
-    print(f"{name:22} {s:8.3f} {batch / s:9.2f}")
+    print(f"{name:22} {s:8.3f} {batch / s:9.2f} {100 * floor[name]:8.0f}%")
   ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"],
             "ours fp32 / torch bf16 autocast":
                 seconds["ours fp32"] / seconds["torch bf16 autocast"]}
@@ -249,13 +232,19 @@ def timing(torch, torch_reseg):
         seconds["ours bf16"] / seconds["torch bf16 autocast"])
   for name, r in ratios.items():
     print(f"{name}: {r:.2f}")
+  shares = {"ours": seconds[OURS_FRONT_END] / seconds["ours fp32"],
+            "torch": seconds[TORCH_FRONT_END] / seconds["torch fp32"]}
+  print(f"frozen front end's share of the fp32 step: ours {100 * shares['ours']:.0f}%, "
+        f"torch {100 * shares['torch']:.0f}%; with it, ours / torch fp32 cannot go "
+        f"below {seconds[OURS_FRONT_END] / seconds['torch fp32']:.2f}")
   return {"batch": batch, "height": height, "width": width,
           "loops": train_step._LOOPS.value,
           "steps_per_loop": train_step._STEPS_PER_LOOP.value,
           "outer_jit": _OUTER_JIT.value, "first_step_loss": first_losses,
           "weights_after_one_step_max_abs_difference": after,
           "largest_first_update": update, "step_seconds": seconds,
-          "ratios": ratios}
+          "ratios": ratios, "gflop_per_step": flops / 1e9, "floor_gflops": rates,
+          "fraction_of_floor": floor, "front_end_share": shares}
 
 
 def main(argv):
@@ -273,7 +262,7 @@ def main(argv):
   tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
   torch_threads = _TORCH_THREADS.value or _THREADS.value
   torch.set_num_threads(torch_threads)
-  info = cpu_info()
+  info = bench_output.cpu_info()
   print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
         f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
         f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "

@@ -1,0 +1,190 @@
+r"""Inference speed of our exported SavedModel against the PyTorch peer.
+
+  python benchmarks/torch_inference.py            # CamVid size, 360x480
+  python benchmarks/torch_inference.py --height=48 --width=64 --repeats=1  # smoke run
+
+One network, gin/model/camvid.gin with random VGG weights (timing does not
+depend on the values), in four variants holding the same weights, each
+mapping uint8 RGB images [B, H, W, 3] to classes [B, H, W], the argmax over
+the 11 real classes (void, trained as a 12th, excluded, as our serving does):
+  * ours fp32: exported exactly as `python -m reseg_tf.export` does
+    (`Segmenter` and `export_saved_model` of reseg_tf/serving/segmenter.py,
+    into a temporary folder), loaded with `tf.saved_model.load`, its
+    serving_default signature (no XLA: the ReNet sweeps run as `tf.scan`;
+    it also returns the probabilities, a softmax the torch variants skip);
+  * ours bf16: the same, built with `ReSeg.compute_dtype` and
+    `ReSeg.vgg_compute_dtype` = 'bfloat16' (VGG, the ReNet projections and
+    the head in bf16; variables, recurrences and logits stay fp32), holding
+    the fp32 model's weights (copied in);
+  * torch fp32: `torch_reseg.build_from(ours fp32)` (the peer of
+    torch_peer.py), `eval()`, under `torch.inference_mode()`, uint8 input;
+  * torch bf16 autocast: the same under `torch.autocast('cpu',
+    dtype=torch.bfloat16)`, which also runs the GRU recurrences in bf16.
+
+First the agreement on one batch-1 image: the fraction of pixels with the
+same class, ours fp32 vs torch fp32 (~100%), ours bf16 vs ours fp32 and torch
+bf16 vs torch fp32. Then two cases: latency at batch 1 (median seconds per
+call) and throughput at batch --batch (images/s = batch / median seconds per
+call). In each, --warmup calls of every variant, then --repeats rounds, the
+variants timed in turn (A B C D A B C D ...: load from other processes hits
+all alike). Ratios ours / torch (fp32 vs fp32, bf16 vs bf16 autocast) are of
+seconds per call at batch 1 and of seconds per image at --batch: below 1 we
+are faster. Prints the CPU (AMX, AVX512-BF16), threads and load average, and
+writes JSON to --output. Run it on an idle machine for figures: torch's
+threads suffer most from other load (see --torch_threads).
+
+torch is optional: without it the script says how to install it and exits 0.
+"""
+
+import os
+import tempfile
+
+import bench_output
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from data_prep import camvid
+from reseg_tf.serving import segmenter as segmenter_lib
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_PIN = "torch==2.13.0"
+GIN_FILE = "gin/model/camvid.gin"
+BF16 = ("ReSeg.compute_dtype = 'bfloat16'", "ReSeg.vgg_compute_dtype = 'bfloat16'")
+
+_HEIGHT = flags.DEFINE_integer("height", 360, "Image height (default 360, CamVid's).")
+_WIDTH = flags.DEFINE_integer("width", 480, "Image width (default 480, CamVid's).")
+_BATCH = flags.DEFINE_integer("batch", 8, "Batch of the throughput case (default 8).")
+_THREADS = flags.DEFINE_integer(
+    "threads", 2, "TensorFlow intra-op threads and torch threads (default 2).")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", None, "torch threads, if not --threads (default: "
+    "--threads). torch's OpenMP threads wait for each other at every op: on "
+    "cores shared with other processes 2 threads can be tens of times slower "
+    "than 1; time on an idle machine.")
+_WARMUP = flags.DEFINE_integer(
+    "warmup", 2, "Untimed calls of each variant before each case (default 2).")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 7, "Timed round-robin rounds per case, of which the median is "
+    "reported (default 7).")
+_OUTPUT = flags.DEFINE_string(
+    "output", os.path.join(_ROOT, "benchmarks", "results", "torch_inference.json"),
+    "Where to write the JSON results. Default: benchmarks/results/"
+    "torch_inference.json in the repository.")
+
+
+def copy_weights(source, target):
+  """Assigns `source`'s variables to `target`'s (the same architecture)."""
+  for a, b in zip(source.variables, target.variables, strict=True):
+    if a.name != b.name or a.shape != b.shape:
+      raise ValueError(f"variables differ: {a.name} {a.shape}, {b.name} {b.shape}")
+    b.assign(a)
+
+
+def exported(model, export_dir):
+  """`model` exported as `python -m reseg_tf.export` does and loaded back:
+  `classify(uint8 tf images) -> np classes` of its serving_default."""
+  segmenter = segmenter_lib.Segmenter(model, camvid.INFO.class_names,
+                                      camvid.INFO.class_colors, "camvid")
+  path = segmenter_lib.export_saved_model(segmenter, export_dir,
+                                          segmenter_lib.next_version(export_dir))
+  loaded = tf.saved_model.load(path)
+  serve = loaded.signatures[segmenter_lib.DEFAULT_SIGNATURE]
+  return lambda images, loaded=loaded: (  # `loaded` kept alive: its variables.
+      serve(images=images)[segmenter_lib.CLASSES_KEY].numpy())
+
+
+def torch_classifier(torch, model, num_classes, bf16):
+  """`classify(uint8 torch images) -> np classes` of the torch peer."""
+  model.eval()
+
+  def classify(images):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                enabled=bf16):
+      return model(images)[:, :num_classes].argmax(1).numpy()
+
+  return classify
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  try:
+    import torch
+  except ImportError:
+    print(f"torch is not installed: `pip install {TORCH_PIN}` (or "
+          '`pip install -e ".[torch]"`) to run the PyTorch peer.')
+    return
+  import torch_reseg
+
+  logging.set_verbosity(logging.WARNING)  # The export's INFO lines.
+  tf.get_logger().setLevel("ERROR")
+  tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+  torch_threads = _TORCH_THREADS.value or _THREADS.value
+  torch.set_num_threads(torch_threads)
+  info = bench_output.cpu_info()
+  print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
+        f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
+        f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "
+        f"({_THREADS.value} threads); load average {os.getloadavg()[0]:.2f}", flush=True)
+  results = {**info, "torch": torch.__version__, "tensorflow": tf.__version__,
+             "threads": _THREADS.value, "torch_threads": torch_threads,
+             "load_average_start": os.getloadavg(),
+             "gin_file": GIN_FILE, "height": _HEIGHT.value, "width": _WIDTH.value,
+             "warmup": _WARMUP.value, "repeats": _REPEATS.value}
+
+  ours = bench_output.ours_from_gin(GIN_FILE)
+  ours_bf16 = bench_output.ours_from_gin(GIN_FILE, BF16, seed=1)  # Weights: copied.
+  copy_weights(ours, ours_bf16)
+  theirs = torch_reseg.build_from(ours)
+  with tempfile.TemporaryDirectory() as root:
+    classify = {
+        "ours fp32": exported(ours, os.path.join(root, "fp32")),
+        "ours bf16": exported(ours_bf16, os.path.join(root, "bf16")),
+        "torch fp32": torch_classifier(torch, theirs, ours.num_classes, False),
+        "torch bf16 autocast": torch_classifier(torch, theirs, ours.num_classes, True),
+    }
+
+  def feed(name, images):
+    return tf.constant(images) if name.startswith("ours") else torch.from_numpy(images)
+
+  rng = np.random.default_rng(0)
+  shape = (_HEIGHT.value, _WIDTH.value, 3)
+  image = rng.integers(0, 256, (1, *shape), np.uint8)
+  classes = {name: fn(feed(name, image)) for name, fn in classify.items()}
+  results["equal_pixels"] = {
+      f"{a} vs {b}": float(np.mean(classes[a] == classes[b]))
+      for a, b in (("ours fp32", "torch fp32"), ("ours bf16", "ours fp32"),
+                   ("torch bf16 autocast", "torch fp32"))}
+  for pair, fraction in results["equal_pixels"].items():
+    print(f"equal pixels, {pair}: {100 * fraction:.4f}%", flush=True)
+
+  seconds = {}
+  for batch in (1, _BATCH.value):
+    images = rng.integers(0, 256, (batch, *shape), np.uint8)
+    runners = {name: lambda steps, fn=fn, x=feed(name, images): [fn(x) for _ in range(steps)]
+               for name, fn in classify.items()}
+    for run in runners.values():
+      run(_WARMUP.value)
+    seconds[batch] = bench_output.time_round_robin(runners, _REPEATS.value, 1)
+  results["load_average_end"] = os.getloadavg()
+  batch = _BATCH.value
+  print(f"\n{_HEIGHT.value}x{_WIDTH.value}, median of {_REPEATS.value} round-robin "
+        f"rounds; load average now {results['load_average_end'][0]:.2f}")
+  print(f"{'variant':20} {'batch 1 ms':>10} {f'batch {batch} images/s':>18}")
+  for name in classify:
+    print(f"{name:20} {1000 * seconds[1][name]:10.1f} {batch / seconds[batch][name]:18.2f}")
+  results["ratios"] = {}
+  for a, b in (("ours fp32", "torch fp32"), ("ours bf16", "torch bf16 autocast")):
+    ratio = {"latency_batch_1": seconds[1][a] / seconds[1][b],
+             f"time_per_image_batch_{batch}": seconds[batch][a] / seconds[batch][b]}
+    results["ratios"][f"{a} / {b}"] = ratio
+    print(f"{a} / {b}: batch 1 latency {ratio['latency_batch_1']:.2f}, batch "
+          f"{batch} time per image {ratio[f'time_per_image_batch_{batch}']:.2f} "
+          "(< 1: ours faster)")
+  results["seconds_per_call"] = {f"batch {b}": s for b, s in seconds.items()}
+  bench_output.write_json(_OUTPUT.value, results)
+
+
+if __name__ == "__main__":
+  app.run(main)
