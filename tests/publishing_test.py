@@ -56,6 +56,17 @@ class PublishingTest(tf.test.TestCase):
     with open(os.path.join(self.folder, "README.md")) as f:
       self.assertIn(f"Trainable parameters: {info['trainable_parameters']:,}", f.read())
 
+  def test_card_states_how_the_checkpoint_was_chosen(self):
+    with open(os.path.join(self.folder, "README.md")) as f:
+      self.assertIn("checkpoint selected on `val`", f.read())
+    latest = publishing.publish(self.model_dir, "tiny_last", "latest", self.models_dir)
+    info = run_files.read_model_info(latest)
+    self.assertEqual((info["selection"], info["step"]), ("latest", self.train_result["step"]))
+    with open(os.path.join(latest, "README.md")) as f:
+      card = f.read()
+    self.assertIn("the last checkpoint of a fixed budget", card)
+    self.assertNotIn("selected on", card)
+
   def test_publishing_again_needs_overwrite(self):
     with self.assertRaisesRegex(InputError, "exists"):
       publishing.publish(self.model_dir, "tiny", "best", self.models_dir)

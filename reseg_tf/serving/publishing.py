@@ -89,6 +89,7 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
       void_as_class=bool(restored.model.void_as_class),
       training=results.training_budget(model_dir, restored.step),
       training_hardware=results.hardware(),
+      selection=checkpoint if checkpoint in ("best", "latest") else "given",
       source={"model_dir": model_dir, "checkpoint": restored.checkpoint,
               "published": datetime.date.today().isoformat()})
   temporary = destination + ".tmp"
@@ -145,9 +146,7 @@ def write_card(folder: str, name: Optional[str] = None,
       f"`{info.get('records_dir')}`; splits "
       + ", ".join(f"{k} {v}" for k, v in info.get("splits", {}).items())
       + (f" ({_split_text(info['split_method'])})" if info.get("split_method") else "")
-      + f"; trained on `{info.get('train_split', 'train')}`, checkpoint selected on "
-      f"`{info.get('validation_split', 'val')}` (the selection rule is in `config.gin`); "
-      "the held-out split is only scored.",
+      + f"; trained on `{info.get('train_split', 'train')}`, " + _selection_text(info),
       f"- Budget: the checkpoint of epoch {_number(training.get('epoch'), '.0f')} "
       f"({training.get('trained_steps')} steps trained in all), "
       f"{_number(training.get('training_hours'), '.2f')} h of training on "
@@ -173,6 +172,16 @@ def write_card(folder: str, name: Optional[str] = None,
   with open(path, "w") as f:
     f.write("\n".join(lines))
   return path
+
+
+def _selection_text(info: dict) -> str:
+  if info.get("selection") == "latest":
+    return ("the last checkpoint of a fixed budget: no split was used to select it, "
+            "so every split but the training one is only scored.")
+  if info.get("selection") == "given":
+    return f"checkpoint `{info['source']['checkpoint']}`, chosen by hand."
+  return (f"checkpoint selected on `{info.get('validation_split', 'val')}` (the "
+          "selection rule is in `config.gin`); the held-out split is only scored.")
 
 
 def _split_text(method: dict) -> str:
