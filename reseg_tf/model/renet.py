@@ -39,6 +39,7 @@ LSTM_GATES = ("i", "f", "c", "o")  # input, forget, cell candidate, output.
 _NORMAL_STDDEV = 0.1
 
 Weights = gru.Weights
+IMPLEMENTATIONS = ("fused", "scan", "unrolled")
 
 
 def _recurrent_init(init: str, units: int, num_gates: int) -> tf.Tensor:
@@ -116,14 +117,17 @@ class LSTMCore(GRUCore):
 _CORES = {"gru": GRUCore, "lstm": LSTMCore}
 
 
-def run_recurrence(core: str, gates_x: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
-  """Runs GRU or LSTM steps over axis 0 from a zero state with `tf.scan`.
+def run_recurrence(core: str, gates_x: tf.Tensor, w_h: tf.Tensor,
+                   unroll: bool = False) -> tf.Tensor:
+  """Runs GRU or LSTM steps over axis 0 from a zero state.
 
   Args:
     core: `'gru'` or `'lstm'`.
     gates_x: `[T, D, N, G*U]` input projections (bias included), in
       processing order, for D directions.
     w_h: `[D, U, G*U]` recurrent weights, one per direction.
+    unroll: one Python step per time step (T static) instead of a `tf.scan`:
+      a graph without loops, for LiteRT export (`model/unrolled.py`).
 
   Returns:
     `[T, D, N, U]` hidden states.
@@ -131,15 +135,22 @@ def run_recurrence(core: str, gates_x: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
   shape = tf.shape(gates_x)
   h0 = tf.zeros([shape[1], shape[2], w_h.shape[-2]], gates_x.dtype)
   if core == "gru":
-    return tf.scan(lambda h, g: gru.step(h, g, w_h), gates_x, initializer=h0)
-  hs, _ = tf.scan(lambda s, g: lstm_step(s, g, w_h), gates_x,
-                  initializer=(h0, h0))
-  return hs
+    step, state = (lambda h, g: gru.step(h, g, w_h)), h0
+  else:
+    step, state = (lambda s, g: lstm_step(s, g, w_h)), (h0, h0)
+  if not unroll:
+    hs = tf.scan(step, gates_x, initializer=state)
+    return hs if core == "gru" else hs[0]
+  hs = []
+  for g in tf.unstack(gates_x):  # Needs a static T.
+    state = step(state, g)
+    hs.append(state if core == "gru" else state[0])
+  return tf.stack(hs)
 
 
 def scan_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
                core: str = "gru", backward_reads_forward: bool = True,
-               compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
+               compute_dtype: tf.DType = tf.float32, unroll: bool = False) -> tf.Tensor:
   """Bidirectional sweep along `axis` with autodiff through `tf.scan`.
 
   The reference implementation: transposes to time-major, with the lines of
@@ -153,6 +164,7 @@ def scan_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
     core: `'gru'` or `'lstm'`.
     backward_reads_forward: the original code's `stacked` mode.
     compute_dtype: dtype of the input-projection matmuls.
+    unroll: unroll the recurrences (`run_recurrence`; static shapes).
 
   Returns:
     `[B, H, W, 2U]`: forward and backward states, both in input order.
@@ -164,16 +176,16 @@ def scan_sweep(x: tf.Tensor, axis: int, forward: Weights, backward: Weights,
   (wx_f, wh_f, b_f), (wx_b, wh_b, b_b) = forward, backward
   if backward_reads_forward:
     gx = gru.project(xt, wx_f, b_f, compute_dtype)  # [T, N, G]
-    h_fw = run_recurrence(core, gx[:, None], wh_f[None])[:, 0]  # [T, N, U]
+    h_fw = run_recurrence(core, gx[:, None], wh_f[None], unroll)[:, 0]  # [T, N, U]
     gx = gru.project(tf.reverse(h_fw, [0]), wx_b, b_b, compute_dtype)
-    h_bw = run_recurrence(core, gx[:, None], wh_b[None])[:, 0]
+    h_bw = run_recurrence(core, gx[:, None], wh_b[None], unroll)[:, 0]
   else:
     # One projection for both directions: [C, 2G].
     gx = gru.project(xt, tf.concat([wx_f, wx_b], 1), tf.concat([b_f, b_b], 0),
                       compute_dtype)  # [T, N, 2G]
     gx_fw, gx_bw = tf.split(gx, 2, axis=-1)
     gx = tf.stack([gx_fw, tf.reverse(gx_bw, [0])], axis=1)  # [T, 2, N, G]
-    hs = run_recurrence(core, gx, tf.stack([wh_f, wh_b]))  # [T, 2, N, U]
+    hs = run_recurrence(core, gx, tf.stack([wh_f, wh_b]), unroll)  # [T, 2, N, U]
     h_fw, h_bw = hs[:, 0], hs[:, 1]
   out = tf.concat([h_fw, tf.reverse(h_bw, [0])], axis=-1)  # [T, N, 2U]
   out = tf.reshape(out, [shape[0], shape[1], shape[2], 2 * wh_f.shape[0]])
@@ -218,16 +230,24 @@ class BidirectionalSweep(tf.Module):
       x: `[B, H, W, C]` float32.
       axis: the spatial axis to recur over.
       implementation: `'fused'` (GRU with a static input shape: one
-        custom-gradient loop per direction group, see `renet_fused`) or
+        custom-gradient loop per direction group, see `renet_fused`),
         `'scan'` (autodiff through `tf.scan`; used for the LSTM and for
-        inputs of unknown shape, e.g. an export signature with batch None).
+        inputs of unknown shape, e.g. an export signature with batch None)
+        or `'unrolled'` (the scan's maths with the loops unrolled and the
+        projections in float32, for fixed-size LiteRT/ONNX export:
+        `model/unrolled.py`; static shape required).
 
     Returns:
       `[B, H, W, 2U]` float32.
     """
-    if implementation not in ("scan", "fused"):
+    if implementation not in IMPLEMENTATIONS:
       raise ValueError(f"Unknown implementation {implementation!r}.")
     args = (x, axis, self.forward.weights, self.backward.weights)
+    if implementation == "unrolled":
+      if not x.shape.is_fully_defined():
+        raise ValueError(f"the unrolled sweep needs a static shape, got {x.shape}")
+      return scan_sweep(*args, self.core, self.backward_reads_forward, tf.float32,
+                        unroll=True)
     if (implementation == "fused" and self.core == "gru" and
         x.shape.is_fully_defined()):
       return renet_fused.gru_sweep(*args, self.backward_reads_forward,
@@ -265,9 +285,10 @@ class ReNetLayer(tf.Module):
   Attributes:
     output_channels: `2 * units`.
     first_sweep, second_sweep: the two `BidirectionalSweep`s.
-    implementation: `'fused'` (default; custom-gradient GRU loop) or `'scan'`
-      (plain autodiff through `tf.scan`, the reference). LSTM layers always
-      use `'scan'`. Read at trace time.
+    implementation: `'fused'` (default; custom-gradient GRU loop), `'scan'`
+      (plain autodiff through `tf.scan`, the reference) or `'unrolled'`
+      (fixed-size export). LSTM layers run `'fused'` as `'scan'`. Read at
+      trace time.
   """
 
   def __init__(self, input_channels: int, units: int,
@@ -310,9 +331,11 @@ class ReNetLayer(tf.Module):
           2 * units, units, core, bidirectional_mode, init, compute_dtype,
           name="second_sweep")
 
-  def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """`[B, H, W, C]` -> `[B, ceil(H/ph), ceil(W/pw), 2U]`, float32."""
+  def __call__(self, x: tf.Tensor, implementation: Optional[str] = None) -> tf.Tensor:
+    """`[B, H, W, C]` -> `[B, ceil(H/ph), ceil(W/pw), 2U]`, float32
+    (`implementation`: this call's, instead of `self.implementation`)."""
+    implementation = implementation or self.implementation
     x = extract_patches(x, self.patch_size)  # [B, H', W', ph*pw*C]
     first, second = (2, 1) if self.sweep_order == "horizontal_first" else (1, 2)
-    x = self.first_sweep(x, first, self.implementation)  # [B, H', W', 2U]
-    return self.second_sweep(x, second, self.implementation)
+    x = self.first_sweep(x, first, implementation)  # [B, H', W', 2U]
+    return self.second_sweep(x, second, implementation)

@@ -6,12 +6,12 @@ maths) in a form that the TFLite converter turns into builtin ops only
 `serving/tflite_export.py`:
 
 * every shape is static (the input size is fixed at export);
-* each direction of each sweep is a Python loop over the time steps, so the
-  graph holds one `h @ w_h` (FULLY_CONNECTED) and the GRU's elementwise
-  gates per step, and no loop at all. The steps' maths is `gru.step` (or
-  `renet.lstm_step`), shared with the training code; the input projections
-  stay one large matmul per direction, as in `renet.scan_sweep`, whose
-  time-major layout this follows;
+* the ReNet layers run as `implementation='unrolled'`: `renet.scan_sweep`
+  with each direction's recurrence a Python loop over the time steps
+  (`renet.run_recurrence(unroll=True)`), so the graph holds one `h @ w_h`
+  (FULLY_CONNECTED) and the GRU's elementwise gates per step, and no loop
+  at all; same step functions, same time-major layout, one large input
+  projection per direction;
 * `input_scale`'s antialiased bilinear downscale (`ScaleAndTranslate`, not a
   builtin) is two matmuls with constant resize matrices, taken from
   `tf.image.resize` itself at trace time; the upscale of the logits stays
@@ -41,80 +41,11 @@ this model (conversion time, not latency: the matmuls dominate). Slicing the
 no faster and doubled the conversion time.
 """
 
-from typing import List, Sequence
-
 import tensorflow as tf
 
-from reseg_tf.model import gru, renet, vgg_weights
 from reseg_tf.model import reseg as reseg_lib
 from reseg_tf.model import vgg as vgg_lib
-
-
-def _recurrence(core: str, gates_x: Sequence[tf.Tensor], w_h: tf.Tensor,
-                reverse: bool) -> List[tf.Tensor]:
-  """Runs one direction from a zero state, step by step in Python.
-
-  Args:
-    core: `'gru'` or `'lstm'`.
-    gates_x: `T` input projections `[N, G*U]` (bias included), in input order.
-    w_h: `[U, G*U]` recurrent weights.
-    reverse: process the steps from the last to the first.
-
-  Returns:
-    The `T` states `[N, U]`, in input order.
-  """
-  h = tf.zeros([gates_x[0].shape[0], w_h.shape[0]], gates_x[0].dtype)
-  cell = h
-  states = [None] * len(gates_x)
-  steps = range(len(gates_x))
-  for t in (reversed(steps) if reverse else steps):
-    if core == "gru":
-      h = gru.step(h, gates_x[t], w_h)
-    else:
-      h, cell = renet.lstm_step((h, cell), gates_x[t], w_h)
-    states[t] = h
-  return states
-
-
-def sweep(bidirectional: renet.BidirectionalSweep, x: tf.Tensor, axis: int) -> tf.Tensor:
-  """`renet.scan_sweep` of `bidirectional`'s weights, unrolled.
-
-  Args:
-    bidirectional: the sweep whose weights, core and mode to use.
-    x: `[B, H, W, C]` float32, static shape.
-    axis: 1 (down the columns) or 2 (along the rows).
-
-  Returns:
-    `[B, H, W, 2U]`: forward and backward states, both in input order.
-  """
-  perm = [2, 0, 1, 3] if axis == 2 else [1, 0, 2, 3]
-  steps, batch, lines = (x.shape[p] for p in perm[:3])
-  xt = tf.reshape(tf.transpose(x, perm), [steps, batch * lines, x.shape[3]])  # [T, N, C]
-  (wx_f, wh_f, b_f), (wx_b, wh_b, b_b) = (bidirectional.forward.weights,
-                                          bidirectional.backward.weights)
-  core = bidirectional.core
-  if bidirectional.backward_reads_forward:
-    h_fw = _recurrence(core, tf.unstack(gru.project(xt, wx_f, b_f)), wh_f, False)
-    # The backward RNN reads the forward states; in reverse, but kept in
-    # input order, so no tf.reverse is needed.
-    gx = gru.project(tf.stack(h_fw), wx_b, b_b)  # [T, N, G*U]
-    h_bw = _recurrence(core, tf.unstack(gx), wh_b, True)
-  else:
-    gx = gru.project(xt, tf.concat([wx_f, wx_b], 1), tf.concat([b_f, b_b], 0))
-    gx_fw, gx_bw = tf.split(gx, 2, axis=-1)
-    h_fw = _recurrence(core, tf.unstack(gx_fw), wh_f, False)
-    h_bw = _recurrence(core, tf.unstack(gx_bw), wh_b, True)
-  out = tf.concat([tf.stack(h_fw), tf.stack(h_bw)], axis=-1)  # [T, N, 2U]
-  out = tf.reshape(out, [steps, batch, lines, out.shape[-1]])
-  return tf.transpose(out, perm if axis == 1 else [1, 2, 0, 3])
-
-
-def renet_layer(layer: renet.ReNetLayer, x: tf.Tensor) -> tf.Tensor:
-  """`layer(x)` with unrolled sweeps; `x` has a static shape."""
-  x = renet.extract_patches(x, layer.patch_size)
-  first, second = (2, 1) if layer.sweep_order == "horizontal_first" else (1, 2)
-  x = sweep(layer.first_sweep, x, first)
-  return sweep(layer.second_sweep, x, second)
+from reseg_tf.model import vgg_weights
 
 
 def resize_matrix(size: int, new_size: int) -> tf.Tensor:
@@ -162,7 +93,7 @@ def logits(model: reseg_lib.ReSeg, images: tf.Tensor) -> tf.Tensor:
       x = (tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID") if spec is None
            else next(convs)(x))
   for layer in model.renet_layers:
-    x = renet_layer(layer, x)
+    x = layer(x, implementation="unrolled")
   for layer in model.upsample_layers:
     x = layer(x)  # In the dtype of x: float32.
   x = model.classifier(x)[:, :scaled[0], :scaled[1], :]
