@@ -2,12 +2,14 @@
 
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
 
 from reseg_tf.model import reseg as model_lib
 from reseg_tf.training import jit_choice, train_step
+from tests import fixtures
 
 
 class FakeMeasure:
@@ -135,3 +137,19 @@ class DecideTest(tf.test.TestCase):
     self.assertAllClose(loss_a, loss_b, rtol=1e-5)
     for a, b in zip(grads_a, grads_b):
       self.assertAllClose(a, b, rtol=1e-4, atol=1e-6)
+
+
+class TrainerUsesTheChoiceTest(tf.test.TestCase):
+
+  def test_a_long_enough_run_times_its_step_and_caches_the_choice(self):
+    cache_dir = self.create_tempdir().full_path
+    with mock.patch.dict(os.environ, {jit_choice.CACHE_ENV: cache_dir}), \
+         mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 8), \
+         self.assertLogs(level="INFO") as logs:
+      _, _, result = fixtures.train_tiny_run(self.create_tempdir().full_path)
+    self.assertEqual(result["step"], 8)
+    with open(os.path.join(cache_dir, jit_choice.CACHE_FILENAME)) as f:
+      (entry,) = json.load(f).values()  # One model and batch shape.
+    choice = "on" if entry["jit_compile"] else "off"
+    self.assertTrue(any(f"Outer XLA function for the trainable part: {choice} (measured"
+                        in line for line in logs.output), logs.output)
