@@ -42,7 +42,7 @@ _EXPORT_DIR = flags.DEFINE_string(
     "Default: <model_dir>/export for a run, exports/<model> for a published model.")
 _VERSION = flags.DEFINE_string(
     "version", "step", "'step': the checkpoint's training step; 'next': one more "
-    "than the highest version in --export_dir (1 if none); or a positive integer.")
+    "than the highest version in --export_dir, folders and .tflite/.onnx file names (1 if none); or a positive integer.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace an existing version folder (or the files of "
     "--format=tflite or onnx).")

@@ -202,6 +202,15 @@ class ExportTest(tf.test.TestCase):
         self.assertFalse(function.attr[attr].b if attr in function.attr else False,
                          msg=function.signature.name)
 
+  def test_next_version_counts_litert_and_onnx_files(self):
+    folder = self.create_tempdir().full_path
+    for name in ("camvid-3-360x480.tflite", "camvid-7-360x480-b4-dynamic_range.tflite",
+                 "my-model-5-32x40.onnx", "my-model-5-32x40.onnx.json", "notes-99.txt"):
+      open(os.path.join(folder, name), "w").close()
+    self.assertEqual(segmenter_lib.next_version(folder), 8)
+    os.makedirs(os.path.join(folder, "12"))
+    self.assertEqual(segmenter_lib.next_version(folder), 13)
+
   def test_versions_and_overwriting(self):
     self.assertEqual(segmenter_lib.next_version(self.export_dir), self.train_result["best_step"] + 1)
     segmenter = segmenter_lib.Segmenter(self.model, ["a", "b", "c", "d"], [[0, 0, 0]] * 4)

@@ -41,6 +41,7 @@ form (the fused form needs static shapes and XLA).
 
 import json
 import os
+import re
 import shutil
 from typing import Optional, Sequence
 
@@ -267,12 +268,24 @@ def resolve_version(spec: str, export_dir: str, step: Optional[int]) -> int:
   raise InputError(spec, "not a version: 'step', 'next' or a positive integer")
 
 
+# LiteRT / ONNX exports beside the version folders: `<name>-<version>-<H>x<W>...`
+# (`tflite_export.file_stem`).
+_FILE_VERSION = re.compile(r"-(\d+)-\d+x\d+(-b\d+)?(-[a-z_]+)?\.(tflite|onnx)$")
+
+
 def next_version(export_dir: str) -> int:
-  """1 + the highest integer-named folder in `export_dir` (1 when none)."""
+  """1 + the highest version in `export_dir`: integer-named folders
+  (SavedModels) and the versions in `.tflite` / `.onnx` file names (1 when
+  none)."""
   if not tf.io.gfile.isdir(export_dir):
     return 1
-  versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(export_dir)
-              if n.rstrip("/").isdigit()]
+  versions = []
+  for entry in (n.rstrip("/") for n in tf.io.gfile.listdir(export_dir)):
+    match = _FILE_VERSION.search(entry)
+    if entry.isdigit():
+      versions.append(int(entry))
+    elif match:
+      versions.append(int(match.group(1)))
   return max(versions, default=0) + 1
 
 
