@@ -143,13 +143,20 @@ class TrainerUsesTheChoiceTest(tf.test.TestCase):
 
   def test_a_long_enough_run_times_its_step_and_caches_the_choice(self):
     cache_dir = self.create_tempdir().full_path
+    decisions = []
+    decide = jit_choice.decide
+
+    def recording_decide(*args):
+      decisions.append(decide(*args))
+      return decisions[-1]
+
     with mock.patch.dict(os.environ, {jit_choice.CACHE_ENV: cache_dir}), \
          mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 8), \
-         self.assertLogs(level="INFO") as logs:
+         mock.patch.object(jit_choice, "decide", recording_decide):
       _, _, result = fixtures.train_tiny_run(self.create_tempdir().full_path)
     self.assertEqual(result["step"], 8)
     with open(os.path.join(cache_dir, jit_choice.CACHE_FILENAME)) as f:
       (entry,) = json.load(f).values()  # One model and batch shape.
-    choice = "on" if entry["jit_compile"] else "off"
-    self.assertTrue(any(f"Outer XLA function for the trainable part: {choice} (measured"
-                        in line for line in logs.output), logs.output)
+    (jit, why), = decisions
+    self.assertEqual(jit, entry["jit_compile"])
+    self.assertIn("measured on", why)
