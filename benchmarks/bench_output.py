@@ -4,7 +4,6 @@ the CPU, our model as a gin file configures it (next to the scripts, so
 
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -12,6 +11,7 @@ import tensorflow as tf
 
 import gin
 from reseg_tf import configurables
+from reseg_tf.common import machine
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,22 +56,38 @@ def folder_bytes(path: str) -> int:
 
 
 def cpu_info():
-  """The CPU model and its AMX / AVX512-BF16 flags (Linux /proc/cpuinfo)."""
-  model, cpu_flags = None, set()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and model is None:
-          model = value.strip()
-        elif key.strip() == "flags":
-          cpu_flags = set(value.split())
-          break
-  except OSError:
-    pass
-  amx = sorted(f for f in cpu_flags if f.startswith("amx"))
-  return {"cpu": model or platform.processor() or "unknown", "amx": amx,
+  """The CPU model and its AMX / AVX512-BF16 flags (`reseg_tf.common.machine`)."""
+  cpu_flags = machine.cpu_flags()
+  return {"cpu": machine.cpu_model(), "amx": sorted(f for f in cpu_flags if f.startswith("amx")),
           "avx512_bf16": "avx512_bf16" in cpu_flags}
+
+
+TORCH_PIN = "torch==2.13.0"
+
+
+def import_torch():
+  """torch, or None after saying how to install it (the PyTorch peer is optional)."""
+  try:
+    import torch
+  except ImportError:
+    print(f"torch is not installed: `pip install {TORCH_PIN}` (or "
+          '`pip install -e ".[torch]"`) to run the PyTorch peer.')
+    return None
+  return torch
+
+
+def set_threads(torch, threads: int, torch_threads: int) -> dict:
+  """Gives TensorFlow `threads` intra-op threads and torch `torch_threads`,
+  prints the machine (CPU, versions, threads, load) and returns it as a dict."""
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+  torch.set_num_threads(torch_threads)
+  info = cpu_info()
+  print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
+        f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
+        f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "
+        f"({threads} threads); load average {os.getloadavg()[0]:.2f}", flush=True)
+  return {**info, "torch": torch.__version__, "tensorflow": tf.__version__,
+          "threads": threads, "torch_threads": torch_threads}
 
 
 def ours_from_gin(gin_file, bindings=(), seed=0):

@@ -31,7 +31,6 @@ load average. Prints a table and writes JSON to --output.
 
 import contextlib
 import os
-import platform
 import tempfile
 import time
 from unittest import mock
@@ -44,6 +43,7 @@ from absl import app, flags, logging
 import gin
 from data_prep import camvid
 from reseg_tf import configurables
+from reseg_tf.common import machine
 from reseg_tf.model import unrolled
 from reseg_tf.serving import segmenter as segmenter_lib
 from reseg_tf.serving import tflite_export
@@ -75,14 +75,6 @@ _ONNX = flags.DEFINE_bool(
 def _scan_sweep(bidirectional, x, axis):
   """The rejected form: ReNetLayer's tf.scan sweep at a static shape."""
   return bidirectional(x, axis, "scan")
-
-
-def _cpu_name():
-  with open("/proc/cpuinfo") as f:
-    for line in f:
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  return platform.processor()
 
 
 def main(argv):
@@ -160,7 +152,7 @@ def main(argv):
              lambda x, runner=runner: runner(x)["classes"], threads=threads, form="unrolled",
              variant="onnx")
 
-  print(f"\n{h}x{w}, batch 1, {_cpu_name()}, load average "
+  print(f"\n{h}x{w}, batch 1, {machine.cpu_model()}, load average "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
   print("| model | size (MiB) | median latency (ms) | classes = SavedModel's |")
   print("|---|---|---|---|")
@@ -168,7 +160,7 @@ def main(argv):
     agree = "-" if agreement is None else f"{agreement:.2%}"
     print(f"| {name} | {size_bytes / 2**20:.2f} | {1000 * median:.0f} | {agree} |")
   result = {
-      "machine": {"cores": os.cpu_count(), "cpu": _cpu_name(), "tensorflow": tf.__version__,
+      "machine": {"cores": os.cpu_count(), "cpu": machine.cpu_model(), "tensorflow": tf.__version__,
                   "load_average": os.getloadavg(), "niceness": os.nice(0),
                   "interpreter": runtime},
       "model": f"{_GIN_FILE.value}, random weights", "image_size": [h, w], "batch_size": 1,

@@ -48,7 +48,6 @@ from data_prep import camvid
 from reseg_tf.serving import segmenter as segmenter_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TORCH_PIN = "torch==2.13.0"
 GIN_FILE = "gin/model/camvid.gin"
 BF16 = ("ReSeg.compute_dtype = 'bfloat16'", "ReSeg.vgg_compute_dtype = 'bfloat16'")
 
@@ -109,29 +108,18 @@ def torch_classifier(torch, model, num_classes, bf16):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    import torch
-  except ImportError:
-    print(f"torch is not installed: `pip install {TORCH_PIN}` (or "
-          '`pip install -e ".[torch]"`) to run the PyTorch peer.')
+  torch = bench_output.import_torch()
+  if torch is None:
     return
   import torch_reseg
 
   logging.set_verbosity(logging.WARNING)  # The export's INFO lines.
   tf.get_logger().setLevel("ERROR")
-  tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
-  torch_threads = _TORCH_THREADS.value or _THREADS.value
-  torch.set_num_threads(torch_threads)
-  info = bench_output.cpu_info()
-  print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
-        f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
-        f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "
-        f"({_THREADS.value} threads); load average {os.getloadavg()[0]:.2f}", flush=True)
-  results = {**info, "torch": torch.__version__, "tensorflow": tf.__version__,
-             "threads": _THREADS.value, "torch_threads": torch_threads,
-             "load_average_start": os.getloadavg(),
-             "gin_file": GIN_FILE, "height": _HEIGHT.value, "width": _WIDTH.value,
-             "warmup": _WARMUP.value, "repeats": _REPEATS.value}
+  results = bench_output.set_threads(torch, _THREADS.value,
+                                     _TORCH_THREADS.value or _THREADS.value)
+  results.update(load_average_start=os.getloadavg(), gin_file=GIN_FILE,
+                 height=_HEIGHT.value, width=_WIDTH.value, warmup=_WARMUP.value,
+                 repeats=_REPEATS.value)
 
   ours = bench_output.ours_from_gin(GIN_FILE)
   ours_bf16 = bench_output.ours_from_gin(GIN_FILE, BF16, seed=1)  # Weights: copied.

@@ -62,7 +62,6 @@ import train_step
 from absl import app, flags
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TORCH_PIN = "torch==2.13.0"
 
 flags.FLAGS.set_default(
     "output", os.path.join(_ROOT, "benchmarks", "results", "torch_peer.json"))
@@ -250,27 +249,15 @@ def timing(torch, torch_reseg):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    import torch
-  except ImportError:
-    print(f"torch is not installed: `pip install {TORCH_PIN}` (or "
-          '`pip install -e ".[torch]"`) to run the PyTorch peer.')
+  torch = bench_output.import_torch()
+  if torch is None:
     return
   import torch_reseg
 
   tf.get_logger().setLevel("ERROR")  # Retracing warnings of the fused loops.
-  tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
-  torch_threads = _TORCH_THREADS.value or _THREADS.value
-  torch.set_num_threads(torch_threads)
-  info = bench_output.cpu_info()
-  print(f"CPU: {info['cpu']}; AMX: {', '.join(info['amx']) or 'no'}; "
-        f"AVX512-BF16: {'yes' if info['avx512_bf16'] else 'no'}; torch "
-        f"{torch.__version__} ({torch_threads} threads), TensorFlow {tf.__version__} "
-        f"({_THREADS.value} threads); load average {os.getloadavg()[0]:.2f}",
-        flush=True)
-  results = {**info, "torch": torch.__version__, "tensorflow": tf.__version__,
-             "threads": _THREADS.value, "torch_threads": torch_threads,
-             "load_average": os.getloadavg()}
+  results = bench_output.set_threads(torch, _THREADS.value,
+                                     _TORCH_THREADS.value or _THREADS.value)
+  results["load_average"] = os.getloadavg()
   if _CHECK.value:
     results["checks"] = [
         check(torch_reseg, f"{name}, small", gin_file, SMALL_BINDINGS, SMALL_SHAPE)

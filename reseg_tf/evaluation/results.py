@@ -17,11 +17,11 @@ be resumed is not.
 import datetime
 import json
 import os
-import platform
 from typing import Optional
 
 import tensorflow as tf
 
+from reseg_tf.common import machine
 from reseg_tf.evaluation import metrics, summaries
 
 # What a results entry keeps of an evaluation report.
@@ -43,13 +43,7 @@ def training_seconds(model_dir: str) -> Optional[float]:
 
 def hardware() -> str:
   """E.g. '2 x Intel(R) Xeon(R) ... (logical CPUs), no GPU'."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
+  cpu = machine.cpu_model()
   gpus = tf.config.list_physical_devices("GPU")
   return (f"{os.cpu_count()} x {cpu} (logical CPUs), "
           f"{f'{len(gpus)} GPU(s)' if gpus else 'no GPU'}")

@@ -17,7 +17,6 @@ shape in `$RESEG_TF_CACHE_DIR/jit_choice.json` (default
 import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 from typing import Callable, Optional
@@ -25,25 +24,14 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
+from reseg_tf.common import machine
+
 CACHE_ENV = "RESEG_TF_CACHE_DIR"
 CACHE_FILENAME = "jit_choice.json"
 # Calibrating compiles the step twice and runs it a few times (about a minute
 # for CamVid at half resolution): shorter runs take the rule below instead.
 MIN_STEPS_TO_CALIBRATE = 500
 TIMED_REPEATS = 3
-
-
-def cpu_model() -> str:
-  """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-          return value.strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cache_path() -> str:
@@ -57,7 +45,7 @@ def cache_key(variables, inputs: tf.Tensor, labels: tf.Tensor) -> str:
   model = [(v.name, v.shape.as_list(), v.dtype.name) for v in variables]
   batch = [(t.shape.as_list(), t.dtype.name) for t in (inputs, labels)]
   digest = hashlib.sha1(json.dumps([model, batch]).encode()).hexdigest()[:16]
-  return f"{cpu_model()} | TensorFlow {tf.__version__} | model+batch {digest}"
+  return f"{machine.cpu_model()} | TensorFlow {tf.__version__} | model+batch {digest}"
 
 
 def _read(path: str) -> dict:
@@ -143,5 +131,5 @@ def decide(loss_and_gradients: Callable, variables, example_batch: Callable[[], 
   seconds = result["seconds_per_step"]
   source = "cached" if result["cached"] else "measured"
   return result["jit_compile"], (
-      f"{source} on {cpu_model()}: {seconds['xla']:.3f} s/step with the outer XLA "
+      f"{source} on {machine.cpu_model()}: {seconds['xla']:.3f} s/step with the outer XLA "
       f"function, {seconds['no_xla']:.3f} s without")
