@@ -125,8 +125,8 @@ def decide(loss_and_gradients: Callable, variables, example_batch: Callable[[], 
                    f"(< {MIN_STEPS_TO_CALIBRATE}): the fused loops alone")
   inputs, labels = example_batch()
   key = cache_key(variables, inputs, labels)
-  logging.info("Timing the train step with and without the outer XLA function "
-               "(once per machine and model; cached in %s)", cache_path())
+  logging.info("Choosing the outer XLA function: the train step is timed with and "
+               "without it once per machine and model (cache: %s)", cache_path())
   result = choose(step_timer(loss_and_gradients, inputs, labels), key)
   seconds = result["seconds_per_step"]
   source = "cached" if result["cached"] else "measured"
