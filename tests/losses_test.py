@@ -48,6 +48,9 @@ class ClassWeightsTest(tf.test.TestCase):
                         [0.5, 1.0, 4.0])
     self.assertAllEqual(losses.class_weights("median_frequency", self.METADATA, 4,
                                              void_weight=0.25), [0.5, 1.0, 4.0, 0.25])
+    self.assertAllClose(losses.class_weights("sqrt_median_frequency", self.METADATA, 4,
+                                             void_weight=0.25),
+                        [0.5 ** 0.5, 1.0, 2.0, 0.25])
     self.assertAllEqual(losses.class_weights("explicit", self.METADATA, 3, [1, 2, 3]),
                         [1, 2, 3])
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from reseg_tf.data.records import IGNORE_LABEL
 
-CLASS_WEIGHTINGS = ("none", "median_frequency", "explicit")
+CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "explicit")
 
 
 def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
@@ -61,7 +61,9 @@ def class_weights(weighting: str, metadata: dict, num_outputs: int,
 
   Args:
     weighting: "none", "median_frequency" (from metadata.json, as in the
-      paper's "ReSeg + Class Balance") or "explicit".
+      paper's "ReSeg + Class Balance"), "sqrt_median_frequency" (their square
+      roots: a softer balance, which over-predicts rare classes less) or
+      "explicit".
     metadata: the dataset's metadata.json contents.
     num_outputs: classes the model predicts: K, or K + 1 with void as a class.
     explicit: the weights for "explicit", K or K + 1 values.
@@ -77,11 +79,13 @@ def class_weights(weighting: str, metadata: dict, num_outputs: int,
                      f"or {num_classes + 1} (void as a class)")
   if weighting == "none":
     return None
-  if weighting == "median_frequency":
+  if weighting in ("median_frequency", "sqrt_median_frequency"):
     if "median_frequency_weights" not in metadata:
       raise ValueError("metadata.json has no median_frequency_weights: "
                        "rebuild the records with a train split")
     weights = list(metadata["median_frequency_weights"])
+    if weighting == "sqrt_median_frequency":
+      weights = list(np.sqrt(weights))
     weights += [void_weight] * (num_outputs - num_classes)
   elif weighting == "explicit":
     weights = list(explicit or ())

@@ -45,7 +45,8 @@ class Optimisation:
 
   Attributes:
     optimizer_fn: builds the optimizer (gin: `make_optimizer`).
-    class_weighting: "none", "median_frequency" or "explicit" (losses.py).
+    class_weighting: "none", "median_frequency", "sqrt_median_frequency" or
+      "explicit" (losses.py).
     explicit_class_weights: the weights for "explicit".
     weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
     clip_norm: global gradient-norm clipping; None: off.
