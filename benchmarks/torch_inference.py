@@ -29,8 +29,14 @@ call). In each, --warmup calls of every variant, then --repeats rounds, the
 variants timed in turn (A B C D A B C D ...: load from other processes hits
 all alike). Ratios ours / torch (fp32 vs fp32, bf16 vs bf16 autocast) are of
 seconds per call at batch 1 and of seconds per image at --batch: below 1 we
-are faster. Prints the CPU (AMX, AVX512-BF16), threads and load average, and
-writes JSON to --output. Run it on an idle machine for figures: torch's
+are faster. Then the FLOP floor (flop_floor.floor_rates: oneDNN's best
+matmul/convolution rate per dtype, measured in the same run) and each
+variant's fraction of it (flop_floor.forward_flops: VGG and the trainable
+part's matmuls and convolutions), and the "floor-bound" ratio: the ratio
+ours would reach at 100% of its dtype's floor against the torch time just
+measured, a lower bound on what any optimisation of ours can achieve. Prints
+the CPU (AMX, AVX512-BF16), threads and load average, and writes JSON to
+--output. Run it on an idle machine for figures: torch's
 threads suffer most from other load (see --torch_threads).
 
 torch is optional: without it the script says how to install it and exits 0.
@@ -40,6 +46,7 @@ import os
 import tempfile
 
 import bench_output
+import flop_floor
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
@@ -155,21 +162,35 @@ def main(argv):
     for run in runners.values():
       run(_WARMUP.value)
     seconds[batch] = bench_output.time_round_robin(runners, _REPEATS.value, 1)
+  rates = flop_floor.floor_rates()
   results["load_average_end"] = os.getloadavg()
   batch = _BATCH.value
+  flops = flop_floor.forward_flops(ours, _HEIGHT.value, _WIDTH.value)
+  dtype = {name: "bfloat16" if "bf16" in name else "float32" for name in classify}
+  floor = {f"batch {b}": {name: flop_floor.floor_fraction(b * flops, s[name], rates, dtype[name])
+                          for name in classify} for b, s in seconds.items()}
+  results.update(gflop_per_image=flops / 1e9, floor_gflops=rates, fraction_of_floor=floor)
   print(f"\n{_HEIGHT.value}x{_WIDTH.value}, median of {_REPEATS.value} round-robin "
         f"rounds; load average now {results['load_average_end'][0]:.2f}")
-  print(f"{'variant':20} {'batch 1 ms':>10} {f'batch {batch} images/s':>18}")
+  print(f"FLOP floor: {flop_floor.format_rates(rates)}; {flops / 1e9:.1f} GFLOP per image")
+  print(f"{'variant':20} {'batch 1 ms':>10} {'of floor':>9} "
+        f"{f'batch {batch} images/s':>18} {'of floor':>9}")
   for name in classify:
-    print(f"{name:20} {1000 * seconds[1][name]:10.1f} {batch / seconds[batch][name]:18.2f}")
+    print(f"{name:20} {1000 * seconds[1][name]:10.1f} {100 * floor['batch 1'][name]:8.0f}% "
+          f"{batch / seconds[batch][name]:18.2f} {100 * floor[f'batch {batch}'][name]:8.0f}%")
   results["ratios"] = {}
   for a, b in (("ours fp32", "torch fp32"), ("ours bf16", "torch bf16 autocast")):
     ratio = {"latency_batch_1": seconds[1][a] / seconds[1][b],
              f"time_per_image_batch_{batch}": seconds[batch][a] / seconds[batch][b]}
+    # Ours at 100% of its floor: the best ratio any optimisation could give.
+    bound = {key: value * floor[f"batch {b}"][a]
+             for (key, value), b in zip(ratio.items(), (1, batch))}
     results["ratios"][f"{a} / {b}"] = ratio
-    print(f"{a} / {b}: batch 1 latency {ratio['latency_batch_1']:.2f}, batch "
-          f"{batch} time per image {ratio[f'time_per_image_batch_{batch}']:.2f} "
-          "(< 1: ours faster)")
+    results["ratios"][f"{a} at its floor / {b}"] = bound
+    print(f"{a} / {b}: batch 1 latency {ratio['latency_batch_1']:.2f} (floor-bound "
+          f"{bound['latency_batch_1']:.2f}), batch {batch} time per image "
+          f"{ratio[f'time_per_image_batch_{batch}']:.2f} (floor-bound "
+          f"{bound[f'time_per_image_batch_{batch}']:.2f}); < 1: ours faster")
   results["seconds_per_call"] = {f"batch {b}": s for b, s in seconds.items()}
   bench_output.write_json(_OUTPUT.value, results)
 

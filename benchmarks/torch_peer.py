@@ -33,9 +33,9 @@ reported:
     (loss in fp32). Autocast also runs the GRU's recurrence in bf16 (its
     output differs from fp32 by ~5e-3), where ours keeps it in fp32;
   * ours bf16 (VGG and ReNet projections, `compute_dtype`) with --ours_bf16.
-Also the FLOP floor (train_step.floor_rates: oneDNN matmul and convolution
+Also the FLOP floor (flop_floor.floor_rates: oneDNN matmul and convolution
 rates, fp32 and bf16, measured in the same run) and each variant's fraction
-of its dtype's floor (train_step.step_flops: VGG forward + 3x the trainable
+of its dtype's floor (flop_floor.step_flops: VGG forward + 3x the trainable
 part). Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
 random images and labels 0..11 (void trained as class 11, as gin/camvid.gin
 does: `ReSeg.void_as_class = True`). The torch models start from our fp32
@@ -56,6 +56,7 @@ import os
 import time
 
 import bench_output
+import flop_floor
 import numpy as np
 import tensorflow as tf
 import train_step
@@ -207,13 +208,13 @@ def timing(torch, torch_reseg):
         f"step the weights differ by at most {after[worst]:.2e} ({worst}; "
         f"largest update {update:.2e})", flush=True)
 
-  rates = train_step.floor_rates()
-  print(train_step.format_rates(rates), flush=True)
+  rates = flop_floor.floor_rates()
+  print(flop_floor.format_rates(rates), flush=True)
   seconds = bench_output.time_round_robin(runners, train_step._LOOPS.value,
                                           train_step._STEPS_PER_LOOP.value)
-  flops = train_step.step_flops(ours, height, width)
-  front_end_flops = batch * train_step.vgg_flops(height, width)
-  floor = {name: train_step.floor_fraction(
+  flops = flop_floor.step_flops(ours, height, width, batch)
+  front_end_flops = batch * flop_floor.vgg_flops(height, width)
+  floor = {name: flop_floor.floor_fraction(
                front_end_flops if "front end" in name else flops, s, rates,
                "bfloat16" if "bf16" in name else "float32")
            for name, s in seconds.items()}

@@ -4,9 +4,9 @@ r"""Times the CamVid train step (360x480, batch 5) and its input pipeline.
   python benchmarks/train_step.py --loops=1 --steps_per_loop=1   # smoke run
 
 In one run, on this machine:
-  * the FLOP floor: oneDNN's rates on a 2048^3 matmul and on a VGG conv3
-    layer (3x3, 256 channels, 90x120), fp32 and bf16; a step's floor is
-    its FLOPs at the faster of the two rates of its dtype;
+  * the FLOP floor (flop_floor.py): oneDNN's rates on a 2048^3 matmul and
+    on a VGG conv3 layer (3x3, 256 channels, 90x120), fp32 and bf16; a
+    step's floor is its FLOPs at the faster of the two rates of its dtype;
   * the full train step (frozen VGG + ReNet + head, forward and backward,
     Adadelta) fed from memory, fp32, with the trainable part under the
     trainer's outer `jit_compile` and without it (the fused ReNet sweep
@@ -28,13 +28,13 @@ import statistics
 import time
 
 import bench_output
+import flop_floor
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 from reseg_tf.data import input_pipeline
 from reseg_tf.model import reseg as model_lib
-from reseg_tf.model import vgg_weights
 from reseg_tf.training import optimizers, train_step
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,87 +56,6 @@ _OUTPUT = flags.DEFINE_string(
 
 BATCH, HEIGHT, WIDTH = 5, 360, 480
 CAMVID = dict(num_classes=11, void_as_class=True, vgg_weights="random")
-
-
-def _best_gflops(fn, x, flops, repeats):
-  fn(x).numpy()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn(x).numpy()
-    times.append(time.perf_counter() - start)
-  return flops / min(times) / 1e9
-
-
-def matmul_gflops(dtype="float32", repeats=5):
-  """oneDNN's rate on a 2048^3 matmul in `dtype` (best of `repeats`)."""
-  a = tf.cast(tf.random.normal([2048, 2048]), dtype)
-  return _best_gflops(tf.function(lambda x: tf.matmul(x, x)), a, 2 * 2048**3, repeats)
-
-
-def conv_gflops(dtype="float32", repeats=5):
-  """oneDNN's rate on a VGG conv3 layer at CamVid size (3x3, 256 -> 256
-  channels, one 90x120 image) in `dtype` (best of `repeats`)."""
-  x = tf.cast(tf.random.normal([1, 90, 120, 256]), dtype)
-  kernel = tf.cast(tf.random.normal([3, 3, 256, 256]), dtype)
-  conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
-  return _best_gflops(conv, x, 2 * 90 * 120 * 9 * 256 * 256, repeats)
-
-
-def floor_rates():
-  """GFLOP/s of the fastest of matmul and convolution, per dtype: the FLOP
-  floor of a step is its FLOPs at this rate."""
-  rates = {}
-  for dtype in ("float32", "bfloat16"):
-    rates[dtype] = {"matmul": matmul_gflops(dtype), "conv": conv_gflops(dtype)}
-    rates[dtype]["floor"] = max(rates[dtype]["matmul"], rates[dtype]["conv"])
-  return rates
-
-
-def format_rates(rates):
-  return "; ".join(f"{dtype} matmul {r['matmul']:.0f}, conv {r['conv']:.0f} GFLOP/s"
-                   for dtype, r in rates.items())
-
-
-def floor_fraction(flops, seconds, rates, dtype):
-  """The fraction of the `dtype` FLOP floor a step of `flops` in `seconds` reaches."""
-  return flops / 1e9 / seconds / rates[dtype]["floor"]
-
-
-def _kernel(layer):
-  return next(v for v in layer.trainable_variables if len(v.shape) > 1)
-
-
-def vgg_flops(height=HEIGHT, width=WIDTH):
-  """FLOPs of the VGG front end's forward pass on one image."""
-  h, w, flops = height, width, 0
-  for spec in vgg_weights.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
-    if spec is None:
-      h, w = h // 2, w // 2
-    else:
-      flops += 2 * h * w * 9 * spec[1] * spec[2]
-  return flops
-
-
-def step_flops(net, height=HEIGHT, width=WIDTH):
-  """FLOPs of one train step on a batch (see module docstring)."""
-  h, w = height, width
-  for spec in vgg_weights.ARCHITECTURE:
-    if spec is None:
-      h, w = h // 2, w // 2
-  pixels = BATCH * h * w
-  trainable = 0
-  for layer in net.renet_layers:
-    for v in layer.trainable_variables:
-      if len(v.shape) == 2:  # w_x [C, 3U] and w_h [U, 3U]: one matmul each per pixel.
-        trainable += 2 * pixels * v.shape[0] * v.shape[1]
-  for layer in net.upsample_layers:
-    # Stride = filter size: every input pixel meets the whole kernel once.
-    kernel = _kernel(layer)
-    trainable += 2 * pixels * int(np.prod(kernel.shape))
-    pixels *= kernel.shape[0] * kernel.shape[1]
-  trainable += 2 * BATCH * height * width * int(np.prod(_kernel(net.classifier).shape))
-  return BATCH * vgg_flops(height, width) + 3 * trainable
 
 
 def time_steps(loop, iterator, loops, steps_per_loop=5):
@@ -169,8 +88,8 @@ def main(argv):
   batch = {"image": rng.integers(0, 256, (BATCH, HEIGHT, WIDTH, 3)).astype(np.uint8),
            "label": rng.integers(0, 12, (BATCH, HEIGHT, WIDTH)).astype(np.uint8),
            "mask": np.ones(BATCH, bool)}
-  results = {"load_average": os.getloadavg(), "floor_gflops": floor_rates()}
-  print(format_rates(results["floor_gflops"]))
+  results = {"load_average": os.getloadavg(), "floor_gflops": flop_floor.floor_rates()}
+  print(flop_floor.format_rates(results["floor_gflops"]))
   records = os.path.isdir(_RECORDS_DIR.value)
   for name, dtype, jit in (("fp32, outer jit", "float32", True),
                            ("fp32, no outer jit", "float32", False),
@@ -179,11 +98,11 @@ def main(argv):
     memory = iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(batch).repeat()))
     seconds = time_steps(loop, memory, _LOOPS.value, _STEPS_PER_LOOP.value)
-    flops = step_flops(net)
+    flops = flop_floor.step_flops(net, HEIGHT, WIDTH, BATCH)
     entry = {"step_seconds_in_memory": seconds, "images_per_second": BATCH / seconds,
              "gflop_per_step": flops / 1e9,
-             "fraction_of_floor": floor_fraction(flops, seconds, results["floor_gflops"],
-                                                 dtype)}
+             "fraction_of_floor": flop_floor.floor_fraction(
+                 flops, seconds, results["floor_gflops"], dtype)}
     line = (f"{name:20} {seconds:6.3f} s/step  {BATCH / seconds:5.2f} images/s  "
             f"{100 * entry['fraction_of_floor']:4.0f}% of the {dtype} floor")
     if records:

@@ -1,0 +1,108 @@
+"""The FLOP floor: how fast this machine can run the FLOPs of a ReSeg step.
+
+A variant's *fraction of the floor* is its FLOPs (matmuls and convolutions
+only) divided by its time and by the fastest rate oneDNN reaches on this
+machine, in the same run, for its dtype: the better of a 2048^3 matmul and a
+VGG conv3 layer at CamVid size. 100% is out of reach; the fraction shows how
+much headroom a variant has left. Shared by train_step.py, torch_peer.py and
+torch_inference.py (no flags here, so any benchmark can import it).
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from reseg_tf.model import vgg_weights
+
+
+def _best_gflops(fn, x, flops, repeats):
+  fn(x).numpy()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn(x).numpy()
+    times.append(time.perf_counter() - start)
+  return flops / min(times) / 1e9
+
+
+def matmul_gflops(dtype="float32", repeats=5):
+  """oneDNN's rate on a 2048^3 matmul in `dtype` (best of `repeats`)."""
+  a = tf.cast(tf.random.normal([2048, 2048]), dtype)
+  return _best_gflops(tf.function(lambda x: tf.matmul(x, x)), a, 2 * 2048**3, repeats)
+
+
+def conv_gflops(dtype="float32", repeats=5):
+  """oneDNN's rate on a VGG conv3 layer at CamVid size (3x3, 256 -> 256
+  channels, one 90x120 image) in `dtype` (best of `repeats`)."""
+  x = tf.cast(tf.random.normal([1, 90, 120, 256]), dtype)
+  kernel = tf.cast(tf.random.normal([3, 3, 256, 256]), dtype)
+  conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
+  return _best_gflops(conv, x, 2 * 90 * 120 * 9 * 256 * 256, repeats)
+
+
+def floor_rates():
+  """GFLOP/s of the fastest of matmul and convolution, per dtype: the FLOP
+  floor of a step is its FLOPs at this rate."""
+  rates = {}
+  for dtype in ("float32", "bfloat16"):
+    rates[dtype] = {"matmul": matmul_gflops(dtype), "conv": conv_gflops(dtype)}
+    rates[dtype]["floor"] = max(rates[dtype]["matmul"], rates[dtype]["conv"])
+  return rates
+
+
+def format_rates(rates):
+  return "; ".join(f"{dtype} matmul {r['matmul']:.0f}, conv {r['conv']:.0f} GFLOP/s"
+                   for dtype, r in rates.items())
+
+
+def floor_fraction(flops, seconds, rates, dtype):
+  """The fraction of the `dtype` FLOP floor a step of `flops` in `seconds` reaches."""
+  return flops / 1e9 / seconds / rates[dtype]["floor"]
+
+
+def _kernel(layer):
+  return next(v for v in layer.trainable_variables if len(v.shape) > 1)
+
+
+def vgg_flops(height, width):
+  """FLOPs of the VGG front end's forward pass on one image."""
+  h, w, flops = height, width, 0
+  for spec in vgg_weights.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
+    if spec is None:
+      h, w = h // 2, w // 2
+    else:
+      flops += 2 * h * w * 9 * spec[1] * spec[2]
+  return flops
+
+
+def trainable_flops(net, height, width):
+  """FLOPs of the trainable part's forward pass (ReNet, head) on one image."""
+  h, w = height, width
+  for spec in vgg_weights.ARCHITECTURE:
+    if spec is None:
+      h, w = h // 2, w // 2
+  pixels = h * w
+  flops = 0
+  for layer in net.renet_layers:
+    for v in layer.trainable_variables:
+      if len(v.shape) == 2:  # w_x [C, 3U] and w_h [U, 3U]: one matmul each per pixel.
+        flops += 2 * pixels * v.shape[0] * v.shape[1]
+  for layer in net.upsample_layers:
+    # Stride = filter size: every input pixel meets the whole kernel once.
+    kernel = _kernel(layer)
+    flops += 2 * pixels * int(np.prod(kernel.shape))
+    pixels *= kernel.shape[0] * kernel.shape[1]
+  return flops + 2 * height * width * int(np.prod(_kernel(net.classifier).shape))
+
+
+def forward_flops(net, height, width):
+  """FLOPs of the whole forward pass (inference) on one image."""
+  return vgg_flops(height, width) + trainable_flops(net, height, width)
+
+
+def step_flops(net, height, width, batch):
+  """FLOPs of one train step on `batch` images: the forward pass, then the
+  trainable part twice more (gradients w.r.t. its inputs and its weights);
+  the frozen VGG only forward."""
+  return batch * (vgg_flops(height, width) + 3 * trainable_flops(net, height, width))
