@@ -65,23 +65,26 @@ def _kernel(layer):
   return next(v for v in layer.trainable_variables if len(v.shape) > 1)
 
 
-def vgg_flops(height, width):
-  """FLOPs of the VGG front end's forward pass on one image."""
+def _front_end(height, width):
+  """`(flops, h, w)`: the VGG front end's forward FLOPs on one image and the
+  size of its output."""
   h, w, flops = height, width, 0
   for spec in vgg_weights.ARCHITECTURE:  # (name, c_in, c_out), None for a max-pool.
     if spec is None:
       h, w = h // 2, w // 2
     else:
       flops += 2 * h * w * 9 * spec[1] * spec[2]
-  return flops
+  return flops, h, w
+
+
+def vgg_flops(height, width):
+  """FLOPs of the VGG front end's forward pass on one image."""
+  return _front_end(height, width)[0]
 
 
 def trainable_flops(net, height, width):
   """FLOPs of the trainable part's forward pass (ReNet, head) on one image."""
-  h, w = height, width
-  for spec in vgg_weights.ARCHITECTURE:
-    if spec is None:
-      h, w = h // 2, w // 2
+  _, h, w = _front_end(height, width)
   pixels = h * w
   flops = 0
   for layer in net.renet_layers:
