@@ -25,7 +25,6 @@ Prints and writes JSON to --output.
 
 import io
 import os
-import platform
 import tempfile
 import time
 
@@ -38,6 +37,7 @@ from PIL import Image
 import gin
 from data_prep import camvid
 from reseg_tf import configurables
+from reseg_tf.common import machine
 from reseg_tf.serving import segmenter as segmenter_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,7 +122,7 @@ def main(argv):
              lambda images=images: tf.argmax(head(features(images), (h, w)), -1).numpy())
 
   result = {
-      "machine": {"cores": os.cpu_count(), "processor": platform.processor(),
+      "machine": {"cores": os.cpu_count(), "cpu": machine.cpu_model(),
                   "tensorflow": tf.__version__},
       "model": "gin/model/camvid.gin (U=100, 11 classes + void as class, random VGG)",
       "image_size": [h, w], "warmup": _WARMUP.value, "repeats": _REPEATS.value,
