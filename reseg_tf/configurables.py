@@ -24,11 +24,12 @@ Configurations written before the option groups existed bind them flat
 import os
 
 import gin
+from reseg_tf.common import run_files
 from reseg_tf.data import augment, input_pipeline
 from reseg_tf.model import reseg
 from reseg_tf.training import optimizers, options, trainer
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = run_files.REPO_ROOT
 if os.path.isdir(os.path.join(REPO_ROOT, "gin")):
   gin.add_config_file_search_path(REPO_ROOT)
 

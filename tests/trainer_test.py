@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import gin
 from reseg_tf import configurables, plot_curves
+from reseg_tf.common.errors import InputError
 from reseg_tf.data import eval_pipeline
 from reseg_tf.evaluation import metrics, summaries
 from reseg_tf.training import trainer
@@ -145,6 +146,62 @@ class FailureTest(tf.test.TestCase):
     self.assertEqual(result["interrupted_by"], "SIGTERM")
     self.assertEqual(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")),
                      os.path.join(model_dir, "checkpoints", f"ckpt-{result['step']}"))
+
+
+class InitFromTest(tf.test.TestCase):
+  """`train.init_from`: a new run starts from another run's weights."""
+
+  def test_new_run_starts_from_the_weights_and_a_rerun_resumes(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    bindings = ("Schedule.validate_every_steps = 2", "Schedule.steps_per_loop = 2",
+                "train.deterministic = True")
+    source = os.path.join(root, "source")
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 4", *bindings)
+    configurables.train(model_dir=source)
+    trained = model_weights(os.path.join(source, "checkpoints", "ckpt-4"))
+
+    # A learning rate of 0 leaves the weights read from `source` as they are.
+    tuned = os.path.join(root, "tuned")
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 2", *bindings,
+                              f"train.init_from = '{source}'",
+                              "make_optimizer.learning_rate = 0.0")
+    result = configurables.train(model_dir=tuned)
+    self.assertEqual(result["step"], 2)  # The step starts afresh.
+    started = model_weights(os.path.join(tuned, "checkpoints", "ckpt-2"))
+    self.assertNotEmpty(trained)
+    self.assertCountEqual(trained, started)
+    for name in trained:
+      self.assertAllEqual(trained[name], started[name], msg=name)
+    with open(os.path.join(tuned, "model_info.json")) as f:
+      self.assertEqual(json.load(f)["init_from"], source)
+
+    # Once the run has a checkpoint, init_from is not read again: a rerun
+    # resumes at step 2 even though the source is gone.
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 4", *bindings,
+                              f"train.init_from = '{root}/gone'")
+    self.assertEqual(configurables.train(model_dir=tuned)["step"], 4)
+
+  def test_missing_or_unfitting_weights_are_clear_errors(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    source = os.path.join(root, "source")
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 2")
+    configurables.train(model_dir=source)
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 2",
+                              f"train.init_from = '{root}/gone/ckpt-3'")
+    with self.assertRaisesRegex(InputError, "gone/ckpt-3: no checkpoint"):
+      configurables.train(model_dir=os.path.join(root, "a"))
+    fixtures.parse_quickstart(records, "Schedule.max_steps = 2",
+                              f"train.init_from = '{source}'", "ReSeg.renet_units = (16, 16)")
+    with self.assertRaisesRegex(InputError, "ckpt-2: does not fit the configured model"):
+      configurables.train(model_dir=os.path.join(root, "b"))
+
+
+def model_weights(checkpoint):
+  """The model's variables of a training checkpoint (no optimizer slots)."""
+  return {name: value for name, value in fixtures.checkpoint_values(checkpoint).items()
+          if name.startswith("model/")}
 
 
 class GinFilesTest(tf.test.TestCase):

@@ -26,7 +26,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from reseg_tf.common.errors import InputError
+from reseg_tf.common.errors import InputError, MissingFileError
 
 OPERATIVE_CONFIG = "operative_config.gin"
 MODEL_INFO = "model_info.json"
@@ -36,6 +36,9 @@ TRAIN_RESULT = "train_result.json"
 PUBLISHED_CONFIG = "config.gin"
 PUBLISHED_WEIGHTS = "weights"  # Checkpoint prefix inside a published model.
 MODELS_DIR = "models"  # Published models, in the repository or the working folder.
+# The repository's root (this file is reseg_tf/common/run_files.py): its
+# models/ folder is searched after the working folder's.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IGNORE_LABEL = 255  # As data/records.py; repeated so this module stays at the bottom.
 
 
@@ -82,3 +85,89 @@ def read_model_info(folder: Optional[str]) -> Optional[dict]:
       return json.load(f)
     except json.JSONDecodeError as e:
       raise InputError(path, f"not valid JSON ({e})") from None
+
+
+def find_checkpoint(model_dir: Optional[str], checkpoint: str = "best") -> str:
+  """Resolves a checkpoint choice to a checkpoint prefix.
+
+  Args:
+    model_dir: the training run's folder.
+    checkpoint: `"best"` (the best validation mIoU, `model_dir/best`),
+      `"latest"` (the last rolling checkpoint, `model_dir/checkpoints`), a
+      checkpoint prefix (`.../ckpt-480`) or a folder holding checkpoints;
+      relative paths are tried as given, then inside `model_dir`.
+
+  Returns:
+    The checkpoint prefix.
+
+  Raises:
+    MissingFileError: nothing matches, with what was looked for.
+  """
+  if checkpoint in ("best", "latest"):
+    if not model_dir:
+      raise MissingFileError(checkpoint, "a 'best' or 'latest' checkpoint needs a model_dir")
+    folder = os.path.join(model_dir, BEST_DIR if checkpoint == "best" else CHECKPOINTS_DIR)
+    found = tf.train.latest_checkpoint(folder)
+    if not found:
+      hint = (" (the best checkpoint is written at the first validation; "
+              "use --checkpoint=latest)" if checkpoint == "best" else "")
+      raise MissingFileError(folder, f"no checkpoint{hint}")
+    return found
+  candidates = [checkpoint]
+  if model_dir and not os.path.isabs(checkpoint):
+    candidates.append(os.path.join(model_dir, checkpoint))
+  for path in candidates:
+    if tf.io.gfile.isdir(path):
+      found = tf.train.latest_checkpoint(path)
+      if found:
+        return found
+    elif tf.io.gfile.exists(path + ".index"):
+      return path
+  raise MissingFileError(checkpoint, f"no checkpoint at {' or '.join(candidates)}")
+
+
+def find_published(name: str) -> str:
+  """The folder of a published model: `name` itself when it is a folder,
+  else `models/<name>` in the working folder or in the repository.
+
+  Raises:
+    MissingFileError: no such model, listing the published ones.
+  """
+  candidates = [name] if os.sep in name or os.path.isdir(name) else []
+  candidates += [os.path.join(MODELS_DIR, name),
+                 os.path.join(REPO_ROOT, MODELS_DIR, name)]
+  for folder in candidates:
+    if tf.io.gfile.exists(os.path.join(folder, PUBLISHED_CONFIG)):
+      return folder
+  available = sorted(published_names())
+  raise MissingFileError(name, "no such published model (a folder with "
+                         f"{PUBLISHED_CONFIG}); published: {', '.join(available) or 'none'}")
+
+
+def published_names() -> set:
+  """Names of the models under `models/` (working folder and repository)."""
+  names = set()
+  for base in (MODELS_DIR, os.path.join(REPO_ROOT, MODELS_DIR)):
+    if os.path.isdir(base):
+      names.update(n for n in os.listdir(base)
+                   if os.path.exists(os.path.join(base, n, PUBLISHED_CONFIG)))
+  return names
+
+
+def find_weights(source: str) -> str:
+  """The checkpoint prefix of the model weights that `source` names.
+
+  Args:
+    source: a published model (a name under `models/`, or its folder), a
+      training run's model_dir (its latest rolling checkpoint), a folder of
+      checkpoints, or a checkpoint prefix (`.../ckpt-480`).
+
+  Raises:
+    MissingFileError: nothing matches, with what was looked for.
+  """
+  run_dir = tf.io.gfile.isdir(os.path.join(source, CHECKPOINTS_DIR))
+  if tf.io.gfile.exists(os.path.join(source, PUBLISHED_CONFIG)) or (
+      os.sep not in source and not run_dir and not tf.io.gfile.exists(source + ".index")
+      and not tf.io.gfile.isdir(source)):
+    return os.path.join(find_published(source), PUBLISHED_WEIGHTS)
+  return find_checkpoint(source if run_dir else None, "latest" if run_dir else source)

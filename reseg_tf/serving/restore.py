@@ -25,13 +25,12 @@ from reseg_tf import configurables
 from reseg_tf.common import palette
 from reseg_tf.common.errors import InputError, MissingFileError
 from reseg_tf.common.run_files import (
-  BEST_DIR,
-  CHECKPOINTS_DIR,
   MODEL_INFO,
-  MODELS_DIR,
   OPERATIVE_CONFIG,
   PUBLISHED_CONFIG,
   PUBLISHED_WEIGHTS,
+  find_checkpoint,
+  find_published,
   read_model_info,
 )
 from reseg_tf.data import records
@@ -99,45 +98,6 @@ def parse_gin(config: Optional[str], gin_files: Sequence[str] = (),
   return files
 
 
-def find_checkpoint(model_dir: Optional[str], checkpoint: str = "best") -> str:
-  """Resolves a checkpoint choice to a checkpoint prefix.
-
-  Args:
-    model_dir: the training run's folder.
-    checkpoint: `"best"` (the best validation mIoU, `model_dir/best`),
-      `"latest"` (the last rolling checkpoint, `model_dir/checkpoints`), a
-      checkpoint prefix (`.../ckpt-480`) or a folder holding checkpoints;
-      relative paths are tried as given, then inside `model_dir`.
-
-  Returns:
-    The checkpoint prefix.
-
-  Raises:
-    MissingFileError: nothing matches, with what was looked for.
-  """
-  if checkpoint in ("best", "latest"):
-    if not model_dir:
-      raise MissingFileError(checkpoint, "a 'best' or 'latest' checkpoint needs a model_dir")
-    folder = os.path.join(model_dir, BEST_DIR if checkpoint == "best" else CHECKPOINTS_DIR)
-    found = tf.train.latest_checkpoint(folder)
-    if not found:
-      hint = (" (the best checkpoint is written at the first validation; "
-              "use --checkpoint=latest)" if checkpoint == "best" else "")
-      raise MissingFileError(folder, f"no checkpoint{hint}")
-    return found
-  candidates = [checkpoint]
-  if model_dir and not os.path.isabs(checkpoint):
-    candidates.append(os.path.join(model_dir, checkpoint))
-  for path in candidates:
-    if tf.io.gfile.isdir(path):
-      found = tf.train.latest_checkpoint(path)
-      if found:
-        return found
-    elif tf.io.gfile.exists(path + ".index"):
-      return path
-  raise MissingFileError(checkpoint, f"no checkpoint at {' or '.join(candidates)}")
-
-
 def checkpoint_step(path: str) -> Optional[int]:
   """The N of a `.../ckpt-N` prefix (the trainer numbers them by step)."""
   match = re.search(r"ckpt-(\d+)$", path)
@@ -196,34 +156,6 @@ def load_run(model_dir: Optional[str], checkpoint: str = "best",
   return Restored(model=restore_model(path), checkpoint=path, step=checkpoint_step(path),
                   info=info, name=os.path.basename(os.path.normpath(model_dir or "run")),
                   folder=model_dir)
-
-
-def find_published(name: str) -> str:
-  """The folder of a published model: `name` itself when it is a folder,
-  else `models/<name>` in the working folder or in the repository.
-
-  Raises:
-    MissingFileError: no such model, listing the published ones.
-  """
-  candidates = [name] if os.sep in name or os.path.isdir(name) else []
-  candidates += [os.path.join(MODELS_DIR, name),
-                 os.path.join(configurables.REPO_ROOT, MODELS_DIR, name)]
-  for folder in candidates:
-    if tf.io.gfile.exists(os.path.join(folder, PUBLISHED_CONFIG)):
-      return folder
-  available = sorted(published_names())
-  raise MissingFileError(name, "no such published model (a folder with "
-                         f"{PUBLISHED_CONFIG}); published: {', '.join(available) or 'none'}")
-
-
-def published_names() -> set:
-  """Names of the models under `models/` (working folder and repository)."""
-  names = set()
-  for base in (MODELS_DIR, os.path.join(configurables.REPO_ROOT, MODELS_DIR)):
-    if os.path.isdir(base):
-      names.update(n for n in os.listdir(base)
-                   if os.path.exists(os.path.join(base, n, PUBLISHED_CONFIG)))
-  return names
 
 
 def load_published(name: str, gin_files: Sequence[str] = (),

@@ -60,6 +60,7 @@ def train(model_dir: str, *,
           deterministic: bool = False,
           distribution: str = "auto",
           jit_compile: Optional[bool] = None,
+          init_from: Optional[str] = None,
           operative_config: Callable[[], str] = str,
           **legacy_bindings) -> dict:
   """Trains until early stopping, `max_epochs` or `max_steps`.
@@ -86,6 +87,13 @@ def train(model_dir: str, *,
     jit_compile: compile the whole trainable part with XLA; None: on GPUs
       yes, on CPUs whichever is faster for this model on this machine, timed
       once and cached (`training/jit_choice.py`).
+    init_from: the model weights a new run starts from instead of random
+      ones (fine-tuning, e.g. on whole images after training on crops): a
+      published model's name or folder, a run's model_dir (its latest
+      checkpoint) or a checkpoint prefix (`run_files.find_weights`). Only
+      the model's variables are read: the optimizer, step and schedule
+      start afresh. Ignored once `model_dir` has a checkpoint of its own,
+      so that a rerun resumes.
     operative_config: returns the configuration text that ran (gin's
       operative config), written to `model_dir` and TensorBoard.
     **legacy_bindings: flat option names of older configurations
@@ -96,7 +104,8 @@ def train(model_dir: str, *,
 
   Raises:
     InputError: records without metadata.json, a model whose number of
-      classes differs from the records', or a model_dir in use.
+      classes differs from the records', a model_dir in use, or `init_from`
+      absent or of another architecture.
     NonFiniteLossError: the loss became NaN or infinite (a checkpoint of the
       state that produced it is written to `model_dir/nonfinite`).
   """
@@ -114,11 +123,11 @@ def train(model_dir: str, *,
         groups["schedule"], groups["optimisation"], groups["checkpointing"],
         input_options, cache_features, train_split, validation_split, seed,
         deterministic, jit_compile)
-    _restore(run)
+    _restore(run, init_from)
     run.progress = RateLog("step", run.total_steps, logging.info, unit="steps",
                            every_seconds=run.checkpointing.log_every_seconds,
                            start=run.step)
-    _write_run_description(run, operative_config(), train_split)
+    _write_run_description(run, operative_config(), train_split, init_from)
     with run_control.StopRequests() as stop:
       while run.step < run.total_steps and not stop.signal_name:
         if _run_epoch(run, stop):  # True: early stopping.
@@ -127,10 +136,23 @@ def train(model_dir: str, *,
   return run.result
 
 
-def _restore(run: run_setup.Run):
-  """Resumes from the latest rolling checkpoint, if any."""
+def _restore(run: run_setup.Run, init_from: Optional[str]):
+  """Resumes from the latest rolling checkpoint, if any; else reads the
+  model's weights from `init_from`, if given."""
   latest = run.manager.latest_checkpoint
-  if latest:
+  if not latest and init_from:
+    path = run_files.find_weights(init_from)
+    try:
+      # `read`: published weights have no save counter; expect_partial: a
+      # rolling checkpoint's optimizer slots are not wanted.
+      status = tf.train.Checkpoint(model=run.model).read(path)
+      status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      raise InputError(path, "does not fit the configured model (another "
+                       f"architecture or number of classes?): {str(e).splitlines()[0][:300]}"
+                       ) from e
+    logging.info("Started from the weights of %s.", path)
+  elif latest:
     try:
       run.manager.checkpoint.restore(latest).assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
@@ -235,11 +257,13 @@ def _finish(run: run_setup.Run, signal_name: Optional[str]):
       json.dump(run.result, f, indent=1)
 
 
-def _write_run_description(run: run_setup.Run, config: str, train_split: str):
+def _write_run_description(run: run_setup.Run, config: str, train_split: str,
+                           init_from: Optional[str]):
   """The configuration that ran (file and TensorBoard) and model_info.json,
   what evaluate, predict and export read of the run besides its weights."""
   run_files.write_operative_config(run.write_dir, config)
   run_files.write_model_info(run.write_dir, run_files.model_info(
       run.records_dir, run.metadata, run.batch_size, train_split=train_split,
-      validation_split=run.validation_split, void_as_class=bool(run.model.void_as_class)))
+      validation_split=run.validation_split, void_as_class=bool(run.model.void_as_class),
+      **({"init_from": init_from} if init_from else {})))
   summaries.write_config(run.train_writer, run.step, config)
