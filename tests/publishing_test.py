@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from reseg_tf import configurables
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
 from reseg_tf.serving import publishing, restore
@@ -66,6 +67,23 @@ class PublishingTest(tf.test.TestCase):
       card = f.read()
     self.assertIn("the last checkpoint of a fixed budget", card)
     self.assertNotIn("selected on", card)
+
+  def test_a_fine_tuned_models_card_names_what_it_started_from(self):
+    # A second run starting from the published `tiny`, published in turn.
+    tuned_dir = os.path.join(self.create_tempdir().full_path, "tuned")
+    fixtures.parse_quickstart(self.records, "Schedule.max_steps = 4",
+                              "Schedule.validate_every_steps = 4",
+                              f"train.init_from = '{self.folder}'")
+    configurables.train(model_dir=tuned_dir)
+    tuned = publishing.publish(tuned_dir, "tiny_tuned", "latest", self.models_dir)
+    start = run_files.read_model_info(tuned)["training"]["started_from"]
+    base = run_files.read_model_info(self.folder)["training"]
+    self.assertEqual(start["name"], "tiny")
+    self.assertEqual(start["trained_steps"], base["trained_steps"])
+    self.assertEqual(start["epoch"], base["epoch"])
+    with open(os.path.join(tuned, "README.md")) as f:
+      self.assertIn(f"It started from the weights of `tiny` (epoch {base['epoch']:.0f}, "
+                    f"{base['training_hours']:.2f} h of training).", f.read())
 
   def test_publishing_again_needs_overwrite(self):
     with self.assertRaisesRegex(InputError, "exists"):

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.common import run_files
-from reseg_tf.common.errors import InputError
+from reseg_tf.common.errors import InputError, MissingFileError
 from reseg_tf.data import records
 from reseg_tf.evaluation import results
 from reseg_tf.serving import restore
@@ -93,6 +93,8 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
       selection=checkpoint if checkpoint in ("best", "latest") else "given",
       source={"model_dir": model_dir, "checkpoint": restored.checkpoint,
               "published": datetime.date.today().isoformat()})
+  if info.get("init_from"):  # Fine-tuned: the budget of what it started from.
+    info["training"]["started_from"] = starting_point(info["init_from"])
   temporary = destination + ".tmp"
   shutil.rmtree(temporary, ignore_errors=True)
   os.makedirs(temporary)
@@ -109,6 +111,21 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
     shutil.rmtree(temporary, ignore_errors=True)
     raise
   return destination
+
+
+def starting_point(source: str) -> dict:
+  """The name and training budget of the weights a run started from
+  (`train.init_from`): a published model's recorded budget (and what it
+  started from in turn), or a run's from its folder; only the name when
+  neither is on this machine."""
+  try:
+    info = run_files.read_model_info(run_files.find_published(source)) or {}
+    return {"name": info.get("name", source), **info.get("training", {})}
+  except MissingFileError:
+    pass
+  if os.path.isdir(source):
+    return {"name": source, **results.training_budget(source, None)}
+  return {"name": source}
 
 
 def write_card(folder: str, name: Optional[str] = None,
@@ -151,7 +168,8 @@ def write_card(folder: str, name: Optional[str] = None,
       f"- Budget: the checkpoint of epoch {_number(training.get('epoch'), '.0f')} "
       f"({training.get('trained_steps')} steps trained in all), "
       f"{_number(training.get('training_hours'), '.2f')} h of training on "
-      f"{info.get('training_hardware')}, shared with other jobs (an upper bound).",
+      f"{info.get('training_hardware')}, shared with other jobs (an upper bound)."
+      + _started_from_text(training.get("started_from")),
       "", "## Metrics", ""]
   if entries:
     lines += ["| split | global accuracy | class-average accuracy | mean IoU | "
@@ -173,6 +191,21 @@ def write_card(folder: str, name: Optional[str] = None,
   with open(path, "w") as f:
     f.write("\n".join(lines))
   return path
+
+
+def _started_from_text(start: Optional[dict]) -> str:
+  """The budget line's account of a fine-tuned model's starting weights,
+  following the chain of `started_from` back to random initialisation."""
+  parts = []
+  while start:
+    budget = (f"epoch {_number(start.get('epoch'), '.0f')}, "
+              f"{_number(start.get('training_hours'), '.2f')} h of training"
+              if "training_hours" in start else "budget unknown")
+    parts.append(f"`{start['name']}` ({budget})")
+    start = start.get("started_from")
+  return "".join(f" It started from the weights of {parts[0]}" if i == 0 else
+                 f", which started from those of {part}"
+                 for i, part in enumerate(parts)) + ("." if parts else "")
 
 
 def _selection_text(info: dict) -> str:
