@@ -20,11 +20,15 @@ Writers and readers (`serving/restore.py`) share these names and
 `model_info.json`'s schema through this module.
 """
 
+import contextlib
+import gc
 import json
+import logging
 import os
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from reseg_tf.common.errors import InputError, MissingFileError
 
@@ -165,9 +169,53 @@ def find_weights(source: str) -> str:
   Raises:
     MissingFileError: nothing matches, with what was looked for.
   """
-  run_dir = tf.io.gfile.isdir(os.path.join(source, CHECKPOINTS_DIR))
-  if tf.io.gfile.exists(os.path.join(source, PUBLISHED_CONFIG)) or (
-      os.sep not in source and not run_dir and not tf.io.gfile.exists(source + ".index")
-      and not tf.io.gfile.isdir(source)):
+  if tf.io.gfile.isdir(os.path.join(source, CHECKPOINTS_DIR)):  # A run's model_dir.
+    return find_checkpoint(source, "latest")
+  # A published model's folder, or a bare name that is no file or folder here.
+  if tf.io.gfile.exists(os.path.join(source, PUBLISHED_CONFIG)) or not (
+      os.sep in source or tf.io.gfile.exists(source + ".index") or tf.io.gfile.isdir(source)):
     return os.path.join(find_published(source), PUBLISHED_WEIGHTS)
-  return find_checkpoint(source if run_dir else None, "latest" if run_dir else source)
+  return find_checkpoint(None, source)
+
+
+def read_weights(model: tf.Module, checkpoint: str):
+  """Reads every variable of `model` from `checkpoint`: a published model's
+  weights or a training checkpoint, whose optimizer slots and early-stopping
+  state are left unread.
+
+  Raises:
+    InputError: the checkpoint does not fit `model` (a variable is absent or
+      has another shape).
+  """
+  error = None
+  # A failed read's objects log every unread checkpoint value (hundreds of
+  # lines) when they are freed: keep TensorFlow's warnings down meanwhile,
+  # and build the error outside the `except` so that nothing keeps them alive.
+  with _tensorflow_warnings_silenced():
+    try:
+      # `read` (not `restore`): published weights are written without a save
+      # counter. expect_partial: the optimizer's state is not wanted; every
+      # model variable must be read.
+      status = tf.train.Checkpoint(model=model).read(checkpoint)
+      status.expect_partial()
+      status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      error = InputError(checkpoint, "does not fit the configured model (another "
+                         "architecture or number of classes?): "
+                         f"{str(e).splitlines()[0][:300]}")
+    gc.collect()
+  if error is not None:
+    raise error
+
+
+@contextlib.contextmanager
+def _tensorflow_warnings_silenced():
+  logger = logging.getLogger("tensorflow")
+  level, verbosity = logger.level, absl_logging.get_verbosity()
+  logger.setLevel(logging.ERROR)
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+    absl_logging.set_verbosity(verbosity)

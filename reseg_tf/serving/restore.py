@@ -9,16 +9,12 @@ overrides anyway, and that may be absent on the machine that evaluates.
 Shared by the evaluate, predict and export binaries (through `reseg_tf/cli.py`).
 """
 
-import contextlib
 import dataclasses
-import gc
-import logging
 import os
 import re
 from typing import Optional, Sequence
 
 import tensorflow as tf
-from absl import logging as absl_logging
 
 import gin
 from reseg_tf import configurables
@@ -32,6 +28,7 @@ from reseg_tf.common.run_files import (
   find_checkpoint,
   find_published,
   read_model_info,
+  read_weights,
 )
 from reseg_tf.data import records
 from reseg_tf.model import reseg as model_lib
@@ -105,45 +102,16 @@ def checkpoint_step(path: str) -> Optional[int]:
 
 
 def restore_model(checkpoint: str, model_fn=configurables.ReSeg) -> model_lib.ReSeg:
-  """Builds `model_fn()` and reads its variables from `checkpoint`.
+  """Builds `model_fn()` and reads its variables from `checkpoint`
+  (`run_files.read_weights`).
 
   Raises:
     InputError: the checkpoint does not fit the configured model (a variable
       is absent or has another shape).
   """
   model = model_fn()
-  error = None
-  # A failed read's objects log every unread checkpoint value (hundreds of
-  # lines) when they are freed: keep TensorFlow's warnings down meanwhile.
-  with _tensorflow_warnings_silenced():
-    try:
-      # `read` (not `restore`): published weights are written without a save
-      # counter. Optimizer slots and early-stopping state of rolling
-      # checkpoints are not read (expect_partial); every model variable must be.
-      status = tf.train.Checkpoint(model=model).read(checkpoint)
-      status.expect_partial()
-      status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-      error = InputError(checkpoint, "does not fit the configured model (another "
-                         "architecture or number of classes?): "
-                         f"{str(e).splitlines()[0][:300]}")
-    gc.collect()
-  if error is not None:
-    raise error
+  read_weights(model, checkpoint)
   return model
-
-
-@contextlib.contextmanager
-def _tensorflow_warnings_silenced():
-  logger = logging.getLogger("tensorflow")
-  level, verbosity = logger.level, absl_logging.get_verbosity()
-  logger.setLevel(logging.ERROR)
-  absl_logging.set_verbosity(absl_logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
-    absl_logging.set_verbosity(verbosity)
 
 
 def load_run(model_dir: Optional[str], checkpoint: str = "best",
