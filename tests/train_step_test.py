@@ -21,11 +21,11 @@ def _batch():
           "mask": np.ones(2, bool)}
 
 
-def _one_step(options):
+def _one_step(options, model_kwargs=None, jit_compile=False):
   """(update applied by the train loop, plain gradient of the data loss, variables before)."""
   tf.random.set_seed(0)
   strategy = tf.distribute.get_strategy()
-  model = reseg.ReSeg(**_TINY)
+  model = reseg.ReSeg(**(model_kwargs or _TINY))
   optimizer = keras.optimizers.SGD(learning_rate=1.0)
   optimizer.build(model.trainable_variables)
   before = [v.numpy() for v in model.trainable_variables]
@@ -36,7 +36,7 @@ def _one_step(options):
     per_image, _ = losses.pixel_cross_entropy(logits, tf.constant(batch["label"]), weights)
     loss = tf.reduce_sum(per_image) / options.global_batch_size
   gradients = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
-  loop = train_step.make_train_loop(strategy, model, optimizer, options, jit_compile=False)
+  loop = train_step.make_train_loop(strategy, model, optimizer, options, jit_compile=jit_compile)
   loop(iter(tf.data.Dataset.from_tensors(batch).repeat()), tf.constant(1))
   updates = [b - v.numpy() for b, v in zip(before, model.trainable_variables)]
   return updates, gradients, before, [v.name for v in model.trainable_variables]
@@ -48,6 +48,18 @@ class TrainStepTest(tf.test.TestCase):
     updates, gradients, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
     for update, gradient in zip(updates, gradients):
       self.assertAllClose(update, gradient, atol=1e-6, rtol=1e-4)
+
+  def test_trainable_front_end_at_half_resolution_compiles_and_steps(self):
+    # VGG trained (from random weights) at input_scale 0.5: the antialiased
+    # resize has no XLA kernel, so it must run outside the compiled part.
+    model_kwargs = dict(_TINY, use_vgg=True, vgg_weights="random", vgg_trainable=True,
+                        renet_patch_sizes=((1, 1), (1, 1)), upsample_filters=(5, 5),
+                        input_scale=0.5)
+    updates, gradients, _, names = _one_step(train_step.LossOptions(global_batch_size=2),
+                                             model_kwargs, jit_compile=True)
+    self.assertTrue(any("vgg" in name for name in names))
+    for update, gradient, name in zip(updates, gradients, names):
+      self.assertAllClose(update, gradient, atol=1e-5, rtol=1e-3, msg=name)
 
   def test_weight_decay_adds_twice_decay_times_kernels_only(self):
     decay = 1e-2

@@ -236,27 +236,44 @@ class ReSeg(tf.Module):
         channels = filters
       self.classifier = Conv1x1(channels, self.num_outputs, name="classifier")
 
-  def features(self, images: tf.Tensor) -> tf.Tensor:
-    """The front end: preprocessing, padding and (frozen) VGG.
+  def prepare(self, images: tf.Tensor) -> tf.Tensor:
+    """The parameter-free part of `features`: preprocessing, resize, padding.
+
+    Training keeps it outside XLA even when the front end is trainable: the
+    antialiased resize (`ScaleAndTranslate`) has no XLA kernel.
 
     Args:
       images: `[B, H, W, 3]` RGB in 0..255, uint8 or float.
 
     Returns:
-      `[B, H'/4, W'/4, 256]` VGG features in `vgg_compute_dtype`, or without
-      VGG `[B, H', W', 3]` float32 scaled pixels; `H'`, `W'` are `H`, `W`
-      times `input_scale`, rounded up to multiples of `stride` (zero padding
-      at the bottom and right, i.e. the mean colour).
+      `[B, H', W', 3]` float32 BGR minus the mean colour; `H'`, `W'` are `H`,
+      `W` times `input_scale`, rounded up to multiples of `stride` (zero
+      padding at the bottom and right, i.e. the mean colour).
     """
     x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
     if self.input_scale != 1.0:
       size = [scaled_size(shapes.size(x, i), self.input_scale) for i in (1, 2)]
       x = tf.image.resize(x, size, method="bilinear", antialias=True)
     pads = [[0, (-shapes.size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
-    x = tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
+    return tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
+
+  def front_end(self, prepared: tf.Tensor) -> tf.Tensor:
+    """VGG on the output of `prepare`, or without VGG the scaled pixels."""
     if self.vgg is None:
-      return x * NO_VGG_INPUT_SCALE
-    return self.vgg(x)  # [B, H'/4, W'/4, 256]
+      return prepared * NO_VGG_INPUT_SCALE
+    return self.vgg(prepared)  # [B, H'/4, W'/4, 256]
+
+  def features(self, images: tf.Tensor) -> tf.Tensor:
+    """The front end: `front_end(prepare(images))`.
+
+    Args:
+      images: `[B, H, W, 3]` RGB in 0..255, uint8 or float.
+
+    Returns:
+      `[B, H'/4, W'/4, 256]` VGG features in `vgg_compute_dtype`, or without
+      VGG `[B, H', W', 3]` float32 scaled pixels (`H'`, `W'` as in `prepare`).
+    """
+    return self.front_end(self.prepare(images))
 
   def head(self, features: tf.Tensor,
            output_size: Union[Tuple[int, int], tf.Tensor]) -> tf.Tensor:

@@ -47,12 +47,13 @@ def has_frozen_front_end(model) -> bool:
 def step_inputs(model, batch) -> tuple:
   """One replica's `(inputs, labels)` of the compiled part: the front end's
   features (from the batch when `feature_cache` computed them, else computed
-  here, outside XLA, when the front end is frozen) or the images."""
+  here, outside XLA, when the front end is frozen) or, for a trainable front
+  end, the prepared images (resized and padded here: XLA cannot resize)."""
   if "features" in batch:  # From feature_cache: the front end already ran.
     return batch["features"], batch["label"]
-  inputs = batch["image"]
+  inputs = model.prepare(batch["image"])
   if has_frozen_front_end(model):
-    inputs = tf.stop_gradient(model.features(inputs))
+    inputs = tf.stop_gradient(model.front_end(inputs))
   return inputs, batch["label"]
 
 
@@ -67,7 +68,7 @@ def make_loss_and_gradients(model, options: LossOptions) -> Callable:
 
   def loss_and_gradients(inputs, labels):
     with tf.GradientTape() as tape:
-      features = inputs if frozen_front_end else model.features(inputs)
+      features = inputs if frozen_front_end else model.front_end(inputs)
       logits = model.head(features, spatial_size(labels))
       per_image, _ = losses.pixel_cross_entropy(
           logits, labels, weights, void_class=options.void_class)
