@@ -198,6 +198,17 @@ class VGGTest(tf.test.TestCase, parameterized.TestCase):
     again = vgg.VGGFrontEnd(weights="random", seed=3)
     self.assertAllEqual(again.convs[0].w, front.convs[0].w)
 
+  def test_random_init_gives_features_of_order_one_on_pixels(self):
+    # conv1_1 is scaled for caffe-preprocessed pixels (std ~58), so a random
+    # VGG's features are of order 1 (He-normal alone would give order 60).
+    w = vgg.VGGFrontEnd(weights="random", seed=3).convs[0].w.numpy()
+    self.assertNear(w.std(), np.sqrt(2 / 27) / vgg_weights.PIXEL_STD, 2e-4)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 32, 40, 3))
+    features = vgg.VGGFrontEnd(weights="random", seed=3)(vgg.caffe_preprocess(images))
+    rms = float(tf.sqrt(tf.reduce_mean(tf.square(features))))
+    self.assertBetween(rms, 0.2, 5.0)
+
   @parameterized.named_parameters(("frozen", False), ("fine_tuned", True))
   def test_trainable_switch_and_parameter_count(self, trainable):
     front = vgg.VGGFrontEnd(weights="random", trainable=trainable)

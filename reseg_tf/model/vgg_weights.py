@@ -16,7 +16,8 @@ Weight sources (`VGGFrontEnd(weights=...)`, the choice is logged):
   * `'imagenet'`: the Keras download cache
     (`$KERAS_HOME/models/` or `~/.keras/models/`); never downloads;
   * `'auto'`: the Keras cache when the file is there, random otherwise;
-  * `'random'` (or `None`): He-normal kernels and zero biases.
+  * `'random'` (or `None`): He-normal kernels (conv1_1's divided by the
+    pixels' standard deviation) and zero biases.
 """
 
 import os
@@ -182,8 +183,17 @@ def convert_h5_to_npz(h5_path: str, npz_path: str) -> None:
   save_npz(load_weights(h5_path), npz_path)
 
 
+# Standard deviation of ImageNet pixels on the 0..255 scale (57-59 by channel).
+PIXEL_STD = 58.0
+
+
 def random_weights(seed: Optional[int] = None) -> Weights:
   """He-normal kernels (VGG's ReLU stack keeps its scale) and zero biases.
+
+  He-normal keeps the scale of unit-variance inputs, but VGG reads
+  caffe-preprocessed pixels (standard deviation about 58): conv1_1's kernels
+  are divided by that, so that the features a trainable VGG starts from are
+  of order 1, not of order 60, which would saturate the GRU gates after it.
 
   Without a seed, the seed is drawn from TensorFlow's random state, so
   `tf.random.set_seed` (the trainer's `seed`) makes it repeatable, as it
@@ -196,6 +206,8 @@ def random_weights(seed: Optional[int] = None) -> Weights:
   for name, (k_shape, b_shape) in _SHAPES.items():
     fan_in = k_shape[0] * k_shape[1] * k_shape[2]
     kernel = rng.normal(0.0, np.sqrt(2.0 / fan_in), k_shape)
+    if name == LAYER_NAMES[0]:
+      kernel /= PIXEL_STD
     weights[name] = (kernel.astype(np.float32), np.zeros(b_shape, np.float32))
   return weights
 
