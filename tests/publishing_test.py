@@ -85,6 +85,13 @@ class PublishingTest(tf.test.TestCase):
       self.assertIn(f"It started from the weights of `tiny` (epoch {base['epoch']:.0f}, "
                     f"{base['training_hours']:.2f} h of training).", f.read())
 
+  def test_a_run_as_starting_point_gives_the_epoch_of_its_last_step(self):
+    start = publishing.starting_point(self.model_dir)
+    self.assertEqual(start["name"], self.model_dir)
+    self.assertEqual(start["trained_steps"], self.train_result["step"])
+    self.assertAlmostEqual(start["epoch"], self.train_result["step"]
+                           / self.train_result["steps_per_epoch"])
+
   def test_publishing_again_needs_overwrite(self):
     with self.assertRaisesRegex(InputError, "exists"):
       publishing.publish(self.model_dir, "tiny", "best", self.models_dir)

@@ -123,8 +123,9 @@ def starting_point(source: str) -> dict:
     return {"name": info.get("name", source), **info.get("training", {})}
   except MissingFileError:
     pass
-  if os.path.isdir(source):
-    return {"name": source, **results.training_budget(source, None)}
+  if os.path.isdir(source):  # A run: init_from read its latest checkpoint.
+    steps = results.training_budget(source, None).get("trained_steps")
+    return {"name": source, **results.training_budget(source, steps)}
   return {"name": source}
 
 
