@@ -201,11 +201,12 @@ class VGGTest(tf.test.TestCase, parameterized.TestCase):
   def test_random_init_gives_features_of_order_one_on_pixels(self):
     # conv1_1 is scaled for caffe-preprocessed pixels (std ~58), so a random
     # VGG's features are of order 1 (He-normal alone would give order 60).
-    w = vgg.VGGFrontEnd(weights="random", seed=3).convs[0].w.numpy()
+    front = vgg.VGGFrontEnd(weights="random", seed=3)
+    w = front.convs[0].w.numpy()
     self.assertNear(w.std(), np.sqrt(2 / 27) / vgg_weights.PIXEL_STD, 2e-4)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 32, 40, 3))
-    features = vgg.VGGFrontEnd(weights="random", seed=3)(vgg.caffe_preprocess(images))
+    features = front(vgg.caffe_preprocess(images))
     rms = float(tf.sqrt(tf.reduce_mean(tf.square(features))))
     self.assertBetween(rms, 0.2, 5.0)
 

@@ -49,14 +49,18 @@ def hardware() -> str:
           f"{f'{len(gpus)} GPU(s)' if gpus else 'no GPU'}")
 
 
-def training_budget(model_dir: str, step: Optional[int]) -> dict:
-  """The epoch of `step`, the steps trained and the training hours of a run
-  (from its train_result.json and TensorBoard events), as far as known."""
+def training_budget(model_dir: str, step: Optional[int],
+                    at_last_step: bool = False) -> dict:
+  """The epoch of `step` (with `at_last_step`, of the last step trained), the
+  steps trained and the training hours of a run (from its train_result.json
+  and TensorBoard events), as far as known."""
   budget = {}
   summary_path = os.path.join(model_dir, "train_result.json")
   if os.path.exists(summary_path):
     with open(summary_path) as f:
       summary = json.load(f)
+    if at_last_step:
+      step = summary.get("step")
     steps_per_epoch = summary.get("steps_per_epoch")
     if steps_per_epoch and step is not None:
       budget["epoch"] = step / steps_per_epoch

@@ -124,8 +124,7 @@ def starting_point(source: str) -> dict:
   except MissingFileError:
     pass
   if os.path.isdir(source):  # A run: init_from read its latest checkpoint.
-    steps = results.training_budget(source, None).get("trained_steps")
-    return {"name": source, **results.training_budget(source, steps)}
+    return {"name": source, **results.training_budget(source, None, at_last_step=True)}
   return {"name": source}
 
 
