@@ -6,7 +6,9 @@ from unittest import mock
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
+from reseg_tf import configurables
 from reseg_tf.common import machine
 from reseg_tf.model import reseg as model_lib
 from reseg_tf.training import jit_choice, train_step
@@ -147,8 +149,8 @@ class TrainerUsesTheChoiceTest(tf.test.TestCase):
     decisions = []
     decide = jit_choice.decide
 
-    def recording_decide(*args):
-      decisions.append(decide(*args))
+    def recording_decide(*args, **kwargs):
+      decisions.append(decide(*args, **kwargs))
       return decisions[-1]
 
     with mock.patch.dict(os.environ, {jit_choice.CACHE_ENV: cache_dir}), \
@@ -161,3 +163,37 @@ class TrainerUsesTheChoiceTest(tf.test.TestCase):
     (jit, why), = decisions
     self.assertEqual(jit, entry["jit_compile"])
     self.assertIn("measured on", why)
+
+
+class DeterministicTrainableFrontEndTest(tf.test.TestCase):
+
+  def test_run_that_would_calibrate_takes_no_xla_and_trains(self):
+    # Op determinism and a trainable VGG: XLA cannot compile the max-pool
+    # gradient, so the automatic choice must not even try (calibrating would
+    # compile it and fail). A calibration threshold of 1 step makes this
+    # 2-step run one that would otherwise calibrate.
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(8, 0, 0))
+    fixtures.parse_quickstart(
+        records, "Schedule.max_steps = 2", "Schedule.steps_per_loop = 1",
+        "Schedule.validate_every_steps = 2", "train.validation_split = None",
+        "train.batch_size = 4", "train.deterministic = True", "ReSeg.use_vgg = True",
+        "ReSeg.vgg_weights = 'random'", "ReSeg.vgg_trainable = True",
+        "ReSeg.renet_patch_sizes = ((1, 1), (1, 1))", "ReSeg.upsample_filters = (8, 8)")
+    determinism = tf_config.is_op_determinism_enabled()
+    try:
+      with mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 1), \
+          mock.patch.object(jit_choice, "choose", side_effect=AssertionError(
+              "calibrated a step XLA cannot compile")), \
+          self.assertLogs(level="INFO") as logs:
+        result = configurables.train(model_dir=os.path.join(root, "run"))
+    finally:
+      if not determinism:
+        tf_config.disable_op_determinism()
+    self.assertEqual(result["step"], 2)
+    trained = fixtures.checkpoint_values(os.path.join(root, "run", "checkpoints", "ckpt-2"))
+    self.assertNotEmpty(trained)
+    for name, value in trained.items():
+      self.assertTrue(np.all(np.isfinite(value)), msg=name)
+    self.assertTrue(any("Outer XLA function for the trainable part: off (op determinism"
+                        in line for line in logs.output), logs.output)

@@ -112,12 +112,15 @@ def step_timer(loss_and_gradients: Callable, inputs: tf.Tensor, labels: tf.Tenso
 
 
 def decide(loss_and_gradients: Callable, variables, example_batch: Callable[[], tuple],
-           total_steps: int) -> tuple:
+           total_steps: int, xla_excluded: Optional[str] = None) -> tuple:
   """`(jit_compile, why)` for a run of `total_steps` on this machine.
 
   `example_batch()` returns one replica's `(inputs, labels)`; it is called
-  only when a measurement is needed.
+  only when a measurement is needed. `xla_excluded`, when given, is why the
+  step cannot be compiled at all (nothing is measured then).
   """
+  if xla_excluded:
+    return False, xla_excluded
   if tf.config.list_logical_devices("GPU"):
     return True, "a GPU is visible"
   if total_steps < MIN_STEPS_TO_CALIBRATE:

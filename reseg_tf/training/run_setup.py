@@ -65,6 +65,16 @@ def _example_inputs(model, make_dataset, batch_size, strategy, input_options):
   return train_step.step_inputs(model, batch)
 
 
+def _xla_excluded(model, deterministic: bool) -> Optional[str]:
+  """Why the train step cannot be compiled by XLA in this run, if it cannot."""
+  if deterministic and not train_step.has_frozen_front_end(model):
+    # XLA's max-pool gradient (SelectAndScatter) has no deterministic kernel:
+    # compiling it under op determinism fails.
+    return ("op determinism with a trainable front end: XLA has no deterministic "
+            "max-pool gradient")
+  return None
+
+
 def build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, schedule,
            optimisation, checkpointing, input_options, cache_features, train_split,
            validation_split, seed, deterministic, jit_compile) -> Run:
@@ -119,7 +129,7 @@ def build(model_dir, write_dir, strategy, model_fn, records_dir, batch_size, sch
     jit_compile, why = jit_choice.decide(
         train_step.make_loss_and_gradients(model, loss_options), model.trainable_variables,
         lambda: _example_inputs(model, make_dataset, batch_size, strategy, options),
-        total_steps)
+        total_steps, xla_excluded=_xla_excluded(model, deterministic))
     logging.info("Outer XLA function for the trainable part: %s (%s)",
                  "on" if jit_compile else "off", why)
   has_validation = bool(validation_split) and validation_split in metadata["splits"]
