@@ -75,6 +75,8 @@ class PublishingTest(tf.test.TestCase):
                               "Schedule.validate_every_steps = 4",
                               f"train.init_from = '{self.folder}'")
     configurables.train(model_dir=tuned_dir)
+    # The run, as a starting point itself, names what it started from.
+    self.assertEqual(publishing.starting_point(tuned_dir)["started_from"]["name"], "tiny")
     tuned = publishing.publish(tuned_dir, "tiny_tuned", "latest", self.models_dir)
     start = run_files.read_model_info(tuned)["training"]["started_from"]
     base = run_files.read_model_info(self.folder)["training"]

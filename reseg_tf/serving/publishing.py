@@ -115,8 +115,8 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
 
 def starting_point(source: str) -> dict:
   """The name and training budget of the weights a run started from
-  (`train.init_from`): a published model's recorded budget (and what it
-  started from in turn), or a run's from its folder; only the name when
+  (`train.init_from`): a published model's recorded budget, or a run's from
+  its folder, each with what it started from in turn; only the name when
   neither is on this machine."""
   try:
     info = run_files.read_model_info(run_files.find_published(source)) or {}
@@ -124,7 +124,11 @@ def starting_point(source: str) -> dict:
   except MissingFileError:
     pass
   if os.path.isdir(source):  # A run: init_from read its latest checkpoint.
-    return {"name": source, **results.training_budget(source, None, at_last_step=True)}
+    start = {"name": source, **results.training_budget(source, None, at_last_step=True)}
+    earlier = (run_files.read_model_info(source) or {}).get("init_from")
+    if earlier:  # The run was itself a fine-tune: follow the chain.
+      start["started_from"] = starting_point(earlier)
+    return start
   return {"name": source}
 
 
