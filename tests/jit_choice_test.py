@@ -180,20 +180,28 @@ class DeterministicTrainableFrontEndTest(tf.test.TestCase):
         "train.batch_size = 4", "train.deterministic = True", "ReSeg.use_vgg = True",
         "ReSeg.vgg_weights = 'random'", "ReSeg.vgg_trainable = True",
         "ReSeg.renet_patch_sizes = ((1, 1), (1, 1))", "ReSeg.upsample_filters = (8, 8)")
+    decisions = []
+    decide = jit_choice.decide
+
+    def recording_decide(*args, **kwargs):
+      decisions.append(decide(*args, **kwargs))
+      return decisions[-1]
+
     determinism = tf_config.is_op_determinism_enabled()
     try:
       with mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 1), \
+          mock.patch.object(jit_choice, "decide", recording_decide), \
           mock.patch.object(jit_choice, "choose", side_effect=AssertionError(
-              "calibrated a step XLA cannot compile")), \
-          self.assertLogs(level="INFO") as logs:
+              "calibrated a step XLA cannot compile")):
         result = configurables.train(model_dir=os.path.join(root, "run"))
     finally:
       if not determinism:
         tf_config.disable_op_determinism()
+    (jit, why), = decisions
+    self.assertFalse(jit)
+    self.assertIn("op determinism with a trainable front end", why)
     self.assertEqual(result["step"], 2)
     trained = fixtures.checkpoint_values(os.path.join(root, "run", "checkpoints", "ckpt-2"))
     self.assertNotEmpty(trained)
     for name, value in trained.items():
       self.assertTrue(np.all(np.isfinite(value)), msg=name)
-    self.assertTrue(any("Outer XLA function for the trainable part: off (op determinism"
-                        in line for line in logs.output), logs.output)
