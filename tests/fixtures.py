@@ -5,12 +5,15 @@ synthetic records (seconds on 2 CPU cores); the evaluate, predict, export and
 publish tests read its checkpoints.
 """
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from typing import Optional
 
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # No public switch-off.
 
 import gin
 from data_prep import synthetic, writer
@@ -33,6 +36,27 @@ def parse_quickstart(records_dir, *bindings):
   gin.clear_config()
   gin.parse_config_files_and_bindings(
       [QUICKSTART], [f"train.records_dir = '{records_dir}'", *bindings])
+
+
+@contextlib.contextmanager
+def op_determinism(enabled: Optional[bool] = None):
+  """Switches op determinism on or off (None: leaves it) for the block, and
+  puts it back as it was on entry whatever the block switched: deterministic
+  runs switch it on process-wide, for every test that follows."""
+  was_enabled = tf_config.is_op_determinism_enabled()
+  try:
+    if enabled is not None:
+      _set_op_determinism(enabled)
+    yield
+  finally:
+    _set_op_determinism(was_enabled)
+
+
+def _set_op_determinism(enabled: bool):
+  if enabled:
+    tf.config.experimental.enable_op_determinism()
+  else:
+    tf_config.disable_op_determinism()
 
 
 def checkpoint_values(path):

@@ -6,7 +6,6 @@ from unittest import mock
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config
 
 from reseg_tf import configurables
 from reseg_tf.common import machine
@@ -25,6 +24,17 @@ class FakeMeasure:
   def __call__(self, jit_compile):
     self.calls.append(jit_compile)
     return self.seconds[jit_compile]
+
+
+def recording_decide():
+  """`(decide, decisions)`: `jit_choice.decide`, appending each answer."""
+  decisions = []
+  decide = jit_choice.decide
+
+  def recording(*args, **kwargs):
+    decisions.append(decide(*args, **kwargs))
+    return decisions[-1]
+  return recording, decisions
 
 
 def tiny_model():
@@ -146,16 +156,10 @@ class TrainerUsesTheChoiceTest(tf.test.TestCase):
 
   def test_a_long_enough_run_times_its_step_and_caches_the_choice(self):
     cache_dir = self.create_tempdir().full_path
-    decisions = []
-    decide = jit_choice.decide
-
-    def recording_decide(*args, **kwargs):
-      decisions.append(decide(*args, **kwargs))
-      return decisions[-1]
-
+    decide, decisions = recording_decide()
     with mock.patch.dict(os.environ, {jit_choice.CACHE_ENV: cache_dir}), \
          mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 8), \
-         mock.patch.object(jit_choice, "decide", recording_decide):
+         mock.patch.object(jit_choice, "decide", decide):
       _, _, result = fixtures.train_tiny_run(self.create_tempdir().full_path)
     self.assertEqual(result["step"], 8)
     with open(os.path.join(cache_dir, jit_choice.CACHE_FILENAME)) as f:
@@ -180,23 +184,13 @@ class DeterministicTrainableFrontEndTest(tf.test.TestCase):
         "train.batch_size = 4", "train.deterministic = True", "ReSeg.use_vgg = True",
         "ReSeg.vgg_weights = 'random'", "ReSeg.vgg_trainable = True",
         "ReSeg.renet_patch_sizes = ((1, 1), (1, 1))", "ReSeg.upsample_filters = (8, 8)")
-    decisions = []
-    decide = jit_choice.decide
-
-    def recording_decide(*args, **kwargs):
-      decisions.append(decide(*args, **kwargs))
-      return decisions[-1]
-
-    determinism = tf_config.is_op_determinism_enabled()
-    try:
-      with mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 1), \
-          mock.patch.object(jit_choice, "decide", recording_decide), \
-          mock.patch.object(jit_choice, "choose", side_effect=AssertionError(
-              "calibrated a step XLA cannot compile")):
-        result = configurables.train(model_dir=os.path.join(root, "run"))
-    finally:
-      if not determinism:
-        tf_config.disable_op_determinism()
+    decide, decisions = recording_decide()
+    with fixtures.op_determinism(), \
+        mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 1), \
+        mock.patch.object(jit_choice, "decide", decide), \
+        mock.patch.object(jit_choice, "choose", side_effect=AssertionError(
+            "calibrated a step XLA cannot compile")):
+      result = configurables.train(model_dir=os.path.join(root, "run"))
     (jit, why), = decisions
     self.assertFalse(jit)
     self.assertIn("op determinism with a trainable front end", why)

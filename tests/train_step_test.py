@@ -6,10 +6,10 @@ with gradients computed here by hand."""
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config  # No public switch-off.
 
 from reseg_tf.model import reseg
 from reseg_tf.training import losses, optimizers, train_step
+from tests import fixtures
 
 _TINY = dict(num_classes=3, void_as_class=False, use_vgg=False, renet_units=(4, 4),
              renet_patch_sizes=((2, 2), (1, 1)), upsample_filters=(5,), upsample_size=(2, 2))
@@ -58,14 +58,9 @@ class TrainStepTest(tf.test.TestCase):
                         input_scale=0.5)
     # Op determinism, switched on process-wide by other tests' deterministic
     # runs, has no XLA max-pool gradient; this test is about the resize.
-    determinism = tf_config.is_op_determinism_enabled()
-    tf_config.disable_op_determinism()
-    try:
+    with fixtures.op_determinism(enabled=False):
       updates, gradients, _, names = _one_step(train_step.LossOptions(global_batch_size=2),
                                                model_kwargs, jit_compile=True)
-    finally:
-      if determinism:
-        tf.config.experimental.enable_op_determinism()
     self.assertTrue(any("vgg" in name for name in names))
     for update, gradient, name in zip(updates, gradients, names):
       self.assertAllClose(update, gradient, atol=1e-5, rtol=1e-3, msg=name)
