@@ -212,17 +212,19 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
 class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
   """`input_scale`: the network sees a resized image, logits come back."""
 
-  @parameterized.parameters((TINY,), (TINY_NO_VGG,))
-  def test_equals_resize_run_resize_back(self, config):
-    scaled = model_lib.ReSeg(num_classes=3, input_scale=0.5, **config)
+  # round(37 / 2) = 18 (banker's rounding of 18.5), round(51 / 2) = 26;
+  # round(37 * 1.5) = 56 (of 55.5), round(51 * 1.5) = 76 (of 76.5).
+  @parameterized.parameters((TINY, 0.5, (18, 26)), (TINY_NO_VGG, 0.5, (18, 26)),
+                            (TINY_NO_VGG, 1.5, (56, 76)))
+  def test_equals_resize_run_resize_back(self, config, scale, size):
+    scaled = model_lib.ReSeg(num_classes=3, input_scale=scale, **config)
     full = model_lib.ReSeg(num_classes=3, **config)
     for a, b in zip(full.variables, scaled.variables):
       a.assign(b)
     images = tf.random.uniform([2, 37, 51, 3], 0, 255)
-    # round(37 / 2) = 18 (banker's rounding of 18.5), round(51 / 2) = 26.
-    self.assertEqual(model_lib.scaled_size(37, 0.5), 18)
-    small = tf.image.resize(images, [18, 26], antialias=True)
-    expected = tf.image.resize(full(small), [37, 51])
+    self.assertEqual([model_lib.scaled_size(n, scale) for n in (37, 51)], list(size))
+    resized = tf.image.resize(images, size, antialias=True)
+    expected = tf.image.resize(full(resized), [37, 51])
     logits = scaled(images)
     self.assertEqual(logits.shape, (2, 37, 51, 3))
     self.assertAllClose(logits, expected, atol=1e-4)
@@ -240,7 +242,7 @@ class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(fn(images).shape, (1, 29, 43, 2))
     self.assertAllClose(fn(images), net(images), atol=1e-4)
 
-  @parameterized.parameters(0.0, -0.5, 1.5)
+  @parameterized.parameters(0.0, -0.5, 50.0)
   def test_scale_out_of_range_is_an_error(self, scale):
     with self.assertRaisesRegex(ValueError, "input_scale"):
       model_lib.ReSeg(num_classes=2, input_scale=scale, **TINY_NO_VGG)

@@ -25,11 +25,13 @@ GRUs initialised N(0, 0.1)). ReNet patches then do the downsampling, e.g. 2x2
 in two layers for a stride of 4, undone by two 2x2 transposed convolutions
 (see gin/model/horse_no_vgg.gin).
 
-`input_scale` < 1 (ours, not the paper's) runs the network on a bilinearly
-downscaled image and resizes the logits back to the input size: losses,
-metrics and predictions stay at full resolution while the ReNet sweeps cost
-`input_scale**2` as much. It is how the from-scratch runs on 2 CPU cores fit
-their budget (docs/results.json, README "Results").
+`input_scale` != 1 (ours, not the paper's) runs the network on a bilinearly
+resized image and resizes the logits back to the input size: losses,
+metrics and predictions stay at the input's resolution while the ReNet
+sweeps cost `input_scale**2` as much. Below 1 it is how the from-scratch
+runs on 2 CPU cores fit their budget (docs/results.json, README "Results");
+above 1 it gives thin structures (a pole 2-5 pixels wide in CamVid) more
+pixels per cell of the stride-4 ReNet grid.
 
 For training, the frozen front end and the trainable part are exposed apart:
 `features(images)` (preprocessing, padding and VGG; cacheable) and
@@ -47,6 +49,9 @@ from reseg_tf.model import vgg as vgg_lib
 
 # Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
 NO_VGG_INPUT_SCALE = 1.0 / 255.0
+# `input_scale` above this is more likely a percentage typed by mistake (50
+# for 0.5) than a wish for 16 times the compute.
+MAX_INPUT_SCALE = 4.0
 
 
 def scaled_size(size: int, scale: float):
@@ -181,8 +186,8 @@ class ReSeg(tf.Module):
         float32; logits are float32).
       vgg_compute_dtype: dtype of the VGG convolutions (and of `features`).
       input_scale: run the network on the image resized by this factor
-        (0 < scale <= 1; 1, the paper, resizes nothing) and resize the
-        logits back to the input size.
+        (0 < scale <= MAX_INPUT_SCALE; 1, the paper, resizes nothing) and
+        resize the logits back to the input size.
       name: module name.
 
     Raises:
@@ -194,8 +199,8 @@ class ReSeg(tf.Module):
       raise ValueError(
           f"renet_units {tuple(renet_units)} and renet_patch_sizes "
           f"{tuple(renet_patch_sizes)} must have the same length.")
-    if not 0.0 < input_scale <= 1.0:
-      raise ValueError(f"input_scale must be in (0, 1], got {input_scale}.")
+    if not 0.0 < input_scale <= MAX_INPUT_SCALE:
+      raise ValueError(f"input_scale must be in (0, {MAX_INPUT_SCALE}], got {input_scale}.")
     self.input_scale = float(input_scale)
     self.num_classes = num_classes
     self.void_as_class = void_as_class
