@@ -20,6 +20,10 @@ def _run_quietly_configured(module, *args, timeout=300):
                         env=dict(env, PYTHONPATH=fixtures.ROOT))
 
 
+# What TensorFlow, XLA and absl print at start-up unless --verbose is given.
+START_UP_NOISE = ("oneDNN", "cuda", "I0000", "absl::InitializeLog", "Sharding callback")
+
+
 class ExpectedErrorsTest(tf.test.TestCase):
 
   @classmethod
@@ -70,12 +74,16 @@ class ExpectedErrorsTest(tf.test.TestCase):
             "--checkpoint=latest", f"--output={self.create_tempdir().full_path}/r.json")
     quiet = _run_quietly_configured(*args)
     self.assertEqual(quiet.returncode, 0, quiet.stderr)
-    for noise in ("oneDNN", "cuda", "I0000", "absl::InitializeLog", "Sharding callback"):
+    for noise in START_UP_NOISE:
       self.assertNotIn(noise, quiet.stderr)
     self.assertIn("mean IoU", quiet.stdout)
     verbose = _run_quietly_configured(*args, "--verbose")
     self.assertEqual(verbose.returncode, 0, verbose.stderr)
-    self.assertIn("oneDNN", verbose.stderr)
+    # Which lines TensorFlow prints depends on the CPU (the oneDNN notice only
+    # appears where oneDNN is on by default, e.g. with AVX-512 VNNI or bf16),
+    # so --verbose must let some of them through, not a given one.
+    self.assertTrue(any(noise in verbose.stderr for noise in START_UP_NOISE),
+                    verbose.stderr)
 
 
 class ModelDirOwnershipTest(tf.test.TestCase):
