@@ -44,7 +44,7 @@ import gin
 from data_prep import camvid
 from reseg_tf import configurables
 from reseg_tf.common import machine
-from reseg_tf.model import unrolled
+from reseg_tf.model import renet
 from reseg_tf.serving import segmenter as segmenter_lib
 from reseg_tf.serving import tflite_export
 
@@ -72,9 +72,14 @@ _ONNX = flags.DEFINE_bool(
     "onnx", False, "Also convert to ONNX and time it in onnxruntime (default false).")
 
 
-def _scan_sweep(bidirectional, x, axis):
-  """The rejected form: ReNetLayer's tf.scan sweep at a static shape."""
-  return bidirectional(x, axis, "scan")
+def _scan_form():
+  """The rejected form: the export's unrolled sweeps replaced by `tf.scan`."""
+  sweep = renet.BidirectionalSweep.__call__
+
+  def scan_sweep(self, x, axis, implementation="fused"):
+    return sweep(self, x, axis, "scan" if implementation == "unrolled" else implementation)
+
+  return mock.patch.object(renet.BidirectionalSweep, "__call__", scan_sweep)
 
 
 def main(argv):
@@ -119,8 +124,7 @@ def main(argv):
   for form, variants in forms:
     for variant in variants:
       start = time.perf_counter()
-      with (mock.patch.object(unrolled, "sweep", _scan_sweep) if form == "scan"
-            else contextlib.nullcontext()):
+      with _scan_form() if form == "scan" else contextlib.nullcontext():
         flatbuffer = tflite_export.convert(model, (h, w), 1, (variant,))[variant]
       seconds = time.perf_counter() - start
       conversions[f"{form} {variant}"] = seconds
