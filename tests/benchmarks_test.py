@@ -1,0 +1,40 @@
+"""The benchmark scripts still run: their smoke commands, end to end.
+
+Benchmarks live outside the product, so nothing else imports them, and a
+refactor can break one silently (benchmarks/tflite.py once patched a
+function that had been removed). Each smoke run here is seconds long and
+checks the script's JSON, not its timings.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(script, *flags):
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
+      cwd=ROOT, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, PYTHONPATH=ROOT))
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
+  output = tmp_path / "tflite.json"
+  _run("tflite.py", "--repeats=1", "--warmup=0", "--threads=1", "--height=48",
+       "--width=64", "--images=2", f"--output={output}")
+  cases = json.loads(output.read_text())["cases"]
+  assert set(cases) == {
+      "SavedModel (TF runtime, tf.scan)", ".tflite float32, unrolled, 1 thread",
+      ".tflite dynamic_range, unrolled, 1 thread", ".tflite float32, scan, 1 thread"}
+  # Both float32 forms compute the SavedModel's classes; the scan form is a
+  # different graph (WHILE loops and their buffers), hence a different file.
+  unrolled = cases[".tflite float32, unrolled, 1 thread"]
+  scan = cases[".tflite float32, scan, 1 thread"]
+  assert unrolled["class_agreement_with_saved_model"] == 1.0
+  assert scan["class_agreement_with_saved_model"] == 1.0
+  assert scan["bytes"] != unrolled["bytes"]
+  assert all(case["median_latency_s"] > 0 for case in cases.values())
