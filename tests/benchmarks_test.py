@@ -7,25 +7,16 @@ checks the script's JSON, not its timings.
 """
 
 import json
-import os
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(script, *flags):
-  result = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
-      cwd=ROOT, capture_output=True, text=True, timeout=600,
-      env=dict(os.environ, PYTHONPATH=ROOT))
-  assert result.returncode == 0, result.stderr[-3000:]
+from tests import fixtures
 
 
 def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
   output = tmp_path / "tflite.json"
-  _run("tflite.py", "--repeats=1", "--warmup=0", "--threads=1", "--height=48",
-       "--width=64", "--images=2", f"--output={output}")
+  result = fixtures.run_script(
+      "benchmarks/tflite.py", "--repeats=1", "--warmup=0", "--threads=1", "--height=48",
+      "--width=64", "--images=2", f"--output={output}", timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
   cases = json.loads(output.read_text())["cases"]
   assert set(cases) == {
       "SavedModel (TF runtime, tf.scan)", ".tflite float32, unrolled, 1 thread",

@@ -87,13 +87,24 @@ def train_tiny_run(root: str) -> tuple[str, str, dict]:
     return records, model_dir, json.load(f)
 
 
+def _run_python(argv: list, timeout: float, cwd: str = ROOT, **env: str
+                ) -> subprocess.CompletedProcess:
+  """`python <argv>` in a fresh process, quiet TensorFlow, output captured."""
+  return subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True,
+                        text=True, timeout=timeout,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env))
+
+
 def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT
                ) -> subprocess.CompletedProcess:
   """`python -m <module> <args>` (from the repository root), output captured."""
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=timeout,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                                 PYTHONPATH=ROOT))
+  return _run_python(["-m", module, *args], timeout, cwd, PYTHONPATH=ROOT)
+
+
+def run_script(path: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+  """`python <path> <args>`, for scripts outside the package (`benchmarks/`,
+  which import their neighbours from their own folder), output captured."""
+  return _run_python([os.path.join(ROOT, path), *args], timeout, PYTHONPATH=ROOT)
 
 
 def start_training(records_dir: str, model_dir: str, *bindings: str,
@@ -112,6 +123,4 @@ def start_training(records_dir: str, model_dir: str, *bindings: str,
 
 def run_python(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
   """`python -c <code> <args>` in a fresh process, output captured."""
-  return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=timeout,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  return _run_python(["-c", code, *args], timeout)
