@@ -124,24 +124,25 @@ def load_model(model_flags: ModelFlags):
   """Restores the model the flags name (`serving.restore.Restored`).
 
   A published model (--model), a run (--model_dir), or gin files with a
-  checkpoint path (--gin_file and --checkpoint).
+  checkpoint path (--gin_file and --checkpoint). The configuration is read
+  once into a `ModelSpec` (`configurables.load_published` / `load_run`).
 
   Raises:
     app.UsageError: the flags name no model, or two.
     InputError: no such model, configuration or checkpoint.
   """
-  from reseg_tf.serving import restore  # Loads TensorFlow: only when needed.
+  from reseg_tf import configurables  # Loads TensorFlow: only when needed.
   model, model_dir = model_flags.model.value, model_flags.model_dir.value
   if model and model_dir:
     raise app.UsageError("give --model or --model_dir, not both")
   if model:
-    return restore.load_published(model, model_flags.gin_file.value,
-                                  model_flags.gin_bindings.value)
+    return configurables.load_published(model, model_flags.gin_file.value,
+                                        model_flags.gin_bindings.value)
   if not model_dir and not (model_flags.gin_file.value and
                             model_flags.checkpoint.value not in ("best", "latest")):
     raise app.UsageError("give --model (a published model) or --model_dir (a run)")
-  return restore.load_run(model_dir, model_flags.checkpoint.value,
-                          model_flags.gin_file.value, model_flags.gin_bindings.value)
+  return configurables.load_run(model_dir, model_flags.checkpoint.value,
+                                model_flags.gin_file.value, model_flags.gin_bindings.value)
 
 
 def records_dir(model_flags: ModelFlags, restored) -> Optional[str]:

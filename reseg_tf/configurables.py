@@ -19,14 +19,23 @@ gin's search path so that they resolve from any working directory.
 Configurations written before the option groups existed bind them flat
 (`train.max_epochs = 60`); `train` still accepts those names
 (`options.LEGACY_BINDINGS`), so older runs' operative configs load as they are.
+
+A trained model's saved configuration is read here too, once, by
+`read_model_spec`: the gin-free `serving/restore.py` rebuilds the model from
+the typed `ModelSpec` it returns. `load_run` and `load_published` do both.
 """
 
 import os
+from typing import Optional, Sequence
+
+import tensorflow as tf
 
 import gin
 from reseg_tf.common import run_files
+from reseg_tf.common.errors import MissingFileError
 from reseg_tf.data import augment, input_pipeline
 from reseg_tf.model import reseg
+from reseg_tf.serving import restore
 from reseg_tf.training import optimizers, options, trainer
 
 REPO_ROOT = run_files.REPO_ROOT
@@ -55,3 +64,69 @@ def train(model_dir: str) -> dict:
   return _configured_train(
       model_dir=model_dir, schedule=Schedule(), optimisation=Optimisation(),
       checkpointing=Checkpointing(), operative_config=gin.operative_config_str)
+
+
+def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),
+                    gin_bindings: Sequence[str] = ()) -> restore.ModelSpec:
+  """Parses a trained model's configuration into a `restore.ModelSpec`.
+
+  Parses `gin_files` when given, else the model's own `config` (a run's
+  operative_config.gin or a published model's config.gin), then
+  `gin_bindings`; reads the `ReSeg` bindings and `train.records_dir` and
+  `train.batch_size` (for runs from before model_info.json); and clears gin
+  again, so that nothing of the configuration is left in gin's global state.
+
+  Raises:
+    MissingFileError: no gin file given and `config` does not exist.
+  """
+  files = list(gin_files)
+  if not files:
+    if not config or not tf.io.gfile.exists(config):
+      raise MissingFileError(
+          config or "(no model)", "not found: is this a training run's model_dir "
+          "or a published model? Otherwise give its gin files with --gin_file")
+    files = [config]
+  gin.clear_config()
+  try:
+    gin.parse_config_files_and_bindings(files, list(gin_bindings))
+    return restore.ModelSpec(reseg_args=gin.get_bindings("reseg_tf.ReSeg"),
+                             records_dir=_bound("train.records_dir"),
+                             batch_size=_bound("train.batch_size"), source=tuple(files))
+  finally:
+    gin.clear_config()
+
+
+def load_run(model_dir: Optional[str], checkpoint: str = "best",
+             gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> restore.Restored:
+  """Restores a training run's checkpoint (`run_files.find_checkpoint`), the
+  model built as its operative config says, or as `gin_files` say.
+
+  Raises:
+    InputError: no configuration, no such checkpoint, or a checkpoint that
+      does not fit the configured model.
+  """
+  config = os.path.join(model_dir, run_files.OPERATIVE_CONFIG) if model_dir else None
+  spec = read_model_spec(config, gin_files, gin_bindings)
+  return restore.restore_run(spec, model_dir, checkpoint)
+
+
+def load_published(name: str, gin_files: Sequence[str] = (),
+                   gin_bindings: Sequence[str] = ()) -> restore.Restored:
+  """Restores a published model (a name under `models/`, or a folder).
+
+  Raises:
+    InputError: no such model, or its files are missing or do not fit.
+  """
+  folder = run_files.find_published(name)
+  spec = read_model_spec(os.path.join(folder, run_files.PUBLISHED_CONFIG), gin_files,
+                         gin_bindings)
+  return restore.restore_published(spec, folder)
+
+
+def _bound(name: str):
+  """The value bound to `name`, or None when the configuration does not
+  bind it (e.g. a model-only gin file)."""
+  try:
+    return gin.query_parameter(name)
+  except ValueError:
+    return None

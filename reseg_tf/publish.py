@@ -15,9 +15,9 @@ import os
 
 from absl import app, flags
 
-from reseg_tf import cli
+from reseg_tf import cli, configurables
 from reseg_tf.common import run_files
-from reseg_tf.serving import publishing, restore
+from reseg_tf.serving import publishing
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "The training run to publish.")
 _CHECKPOINT = flags.DEFINE_string(
@@ -42,15 +42,18 @@ def main(argv):
   if _UPDATE_CARD.value:
     if not _NAME.value:
       raise app.UsageError("--update_card needs --name")
-    path = publishing.write_card(restore.find_published(_NAME.value), _NAME.value,
+    path = publishing.write_card(run_files.find_published(_NAME.value), _NAME.value,
                                  _RESULTS_FILE.value)
     print(f"Wrote {path}")
     return
   if not _MODEL_DIR.value:
     raise app.UsageError("give --model_dir, the run to publish")
   name = _NAME.value or os.path.basename(os.path.normpath(_MODEL_DIR.value))
+  spec = configurables.read_model_spec(
+      os.path.join(_MODEL_DIR.value, run_files.OPERATIVE_CONFIG))
   folder = publishing.publish(_MODEL_DIR.value, name, _CHECKPOINT.value, _MODELS_DIR.value,
-                              overwrite=_OVERWRITE.value, results_file=_RESULTS_FILE.value)
+                              overwrite=_OVERWRITE.value, results_file=_RESULTS_FILE.value,
+                              spec=spec)
   size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
   print(f"Published {folder} ({size / 2**20:.1f} MiB); evaluate it with "
         f"python -m reseg_tf.evaluate --model={name} --split=test "

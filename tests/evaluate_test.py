@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import gin
+from reseg_tf import configurables
 from reseg_tf.common.errors import InputError
 from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import evaluator
@@ -38,7 +39,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
       np.testing.assert_array_equal(actual[key], expected[key], err_msg=key)
 
   def test_latest_checkpoint_reproduces_the_trainers_last_validation(self):
-    restored = restore.load_run(self.model_dir, "latest")
+    restored = configurables.load_run(self.model_dir, "latest")
     self.assertEqual(restored.step, self.train_result["step"])
     result = evaluator.evaluate(restored.model, restored.records_dir, "val",
                                  restored.batch_size, log=lambda _: None)
@@ -46,7 +47,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertEqual(result["num_images"], 8)
 
   def test_best_checkpoint_reproduces_the_best_validation_mean_iou(self):
-    restored = restore.load_run(self.model_dir, "best")
+    restored = configurables.load_run(self.model_dir, "best")
     self.assertEqual(restored.step, self.train_result["best_step"])
     result = evaluator.evaluate(restored.model, self.records, "val", 8,
                                  log=lambda _: None)
@@ -54,7 +55,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertAlmostEqual(result["mean_iou"], self.train_result["best_mean_iou"], places=6)
 
   def test_every_image_counts_when_the_last_batch_is_incomplete(self):
-    restored = restore.load_run(self.model_dir, "latest")
+    restored = configurables.load_run(self.model_dir, "latest")
     result = evaluator.evaluate(restored.model, self.records, "test", 4,
                                  log=lambda _: None)  # 6 images: 4 + 2.
     self.assertEqual(result["num_images"], 6)
@@ -70,7 +71,7 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertEqual(unpadded["confusion_matrix"], result["confusion_matrix"])
 
   def test_unknown_split_is_a_clear_error(self):
-    restored = restore.load_run(self.model_dir, "latest")
+    restored = configurables.load_run(self.model_dir, "latest")
     with self.assertRaisesRegex(InputError, r"no split 'nope' \(it has test, train, val\)"):
       evaluator.evaluate(restored.model, self.records, "nope", 4)
 
@@ -109,14 +110,31 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertIn("logical CPUs", entry["hardware"])
 
   def test_operative_config_or_gin_files_build_the_same_model(self):
-    from_config = restore.load_run(self.model_dir, "latest")
-    from_files = restore.load_run(
+    from_config = configurables.load_run(self.model_dir, "latest")
+    from_files = configurables.load_run(
         self.model_dir, "latest",
         gin_files=[os.path.join(fixtures.ROOT, "gin", "quickstart.gin")],
         gin_bindings=[f"train.records_dir = '{self.records}'"])
     self.assertEqual(from_files.records_dir, self.records)
     images = tf.random.uniform([1, 32, 40, 3], 0, 255)
     self.assertAllEqual(from_config.model(images), from_files.model(images))
+
+  def test_restoring_from_a_spec_reads_no_gin(self):
+    spec = configurables.read_model_spec(os.path.join(self.model_dir, "operative_config.gin"))
+    with self.assertRaises(TypeError):  # Frozen.
+      spec.reseg_args["num_classes"] = 7
+    # Bindings that would change the model if restoring read gin.
+    gin.parse_config("ReSeg.num_classes = 7")
+    try:
+      restored = restore.restore_run(spec, self.model_dir, "latest")
+    finally:
+      gin.clear_config()
+    self.assertEqual(restored.model.num_classes, 4)
+    self.assertEqual(restored.step, self.train_result["step"])
+
+  def test_a_missing_configuration_is_a_clear_error(self):
+    with self.assertRaisesRegex(InputError, "not found: is this a training run's model_dir"):
+      configurables.load_run(self.create_tempdir().full_path, "latest")
 
   def test_missing_checkpoint_is_a_clear_error(self):
     with self.assertRaisesRegex(FileNotFoundError, "no checkpoint at"):

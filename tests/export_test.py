@@ -12,7 +12,6 @@ from tensorflow.core.protobuf import saved_model_pb2
 import gin
 from reseg_tf import configurables
 from reseg_tf.common.errors import InputError
-from reseg_tf.serving import restore
 from reseg_tf.serving import segmenter as segmenter_lib
 from tests import fixtures
 
@@ -55,7 +54,7 @@ class ExportTest(tf.test.TestCase):
     cls.process = fixtures.run_module(
         "reseg_tf.export", f"--model_dir={cls.model_dir}", f"--export_dir={cls.export_dir}")
     cls.version_dir = os.path.join(cls.export_dir, str(cls.train_result["best_step"]))
-    cls.model = restore.load_run(cls.model_dir, "best").model
+    cls.model = configurables.load_run(cls.model_dir, "best").model
     cls.loaded = tf.saved_model.load(cls.version_dir)
     rng = np.random.default_rng(0)
     cls.images = {size: rng.integers(0, 256, (2, *size, 3), np.uint8) for size in _SIZES}

@@ -7,8 +7,9 @@ import tensorflow as tf
 from PIL import Image
 
 import gin
+from reseg_tf import configurables
 from reseg_tf.common import progress
-from reseg_tf.serving import prediction, restore
+from reseg_tf.serving import prediction
 from reseg_tf.serving import segmenter as segmenter_lib
 from tests import fixtures
 
@@ -81,7 +82,7 @@ class PredictBinaryTest(tf.test.TestCase):
 
   def test_saved_model_predicts_the_same_classes(self):
     export_dir = os.path.join(self.create_tempdir().full_path, "export")
-    restored = restore.load_run(self.model_dir, "best")
+    restored = configurables.load_run(self.model_dir, "best")
     segmenter_lib.export_saved_model(
         segmenter_lib.Segmenter(restored.model, ["background", "circle", "square", "triangle"],
                           _COLORS, "synthetic"), export_dir, 1)

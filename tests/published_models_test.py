@@ -14,9 +14,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from reseg_tf import configurables
 from reseg_tf.common import run_files
 from reseg_tf.evaluation import evaluator
-from reseg_tf.serving import restore
 from tests import fixtures
 
 _MODELS = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(
@@ -47,7 +47,7 @@ class PublishedModelsTest(tf.test.TestCase):
       self.skipTest("no published model under models/")
     for name in _MODELS:
       with self.subTest(name):
-        restored = restore.load_published(name)
+        restored = configurables.load_published(name)
         parameters = sum(int(np.prod(v.shape)) for v in restored.model.trainable_variables)
         with open(os.path.join(restored.folder, "README.md")) as f:
           card = f.read()
@@ -70,7 +70,7 @@ class PublishedModelsTest(tf.test.TestCase):
         if key != name and not key.startswith(name + "@"):
           continue
         with self.subTest(key):
-          restored = restore.load_published(name)
+          restored = configurables.load_published(name)
           dataset = restored.info["dataset"]
           if dataset not in built:
             built[dataset] = os.path.join(self.create_tempdir().full_path, dataset)

@@ -10,8 +10,14 @@ from PIL import Image
 from reseg_tf import configurables
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
-from reseg_tf.serving import publishing, restore
+from reseg_tf.serving import publishing
 from tests import fixtures
+
+
+def _publish(model_dir, name, checkpoint, models_dir):
+  """`publishing.publish` of a run, its model read from its operative config."""
+  spec = configurables.read_model_spec(os.path.join(model_dir, run_files.OPERATIVE_CONFIG))
+  return publishing.publish(model_dir, name, checkpoint, models_dir, spec=spec)
 
 
 class PublishingTest(tf.test.TestCase):
@@ -23,7 +29,7 @@ class PublishingTest(tf.test.TestCase):
     cls.records, cls.model_dir, cls.train_result = fixtures.train_tiny_run(
         os.path.join(root, "publishing"))
     cls.models_dir = os.path.join(root, "models")
-    cls.folder = publishing.publish(cls.model_dir, "tiny", "best", cls.models_dir)
+    cls.folder = _publish(cls.model_dir, "tiny", "best", cls.models_dir)
 
   def test_the_folder_holds_weights_config_info_and_card_only(self):
     self.assertCountEqual(os.listdir(self.folder), [
@@ -38,8 +44,8 @@ class PublishingTest(tf.test.TestCase):
     self.assertLess(os.path.getsize(published), 0.4 * os.path.getsize(rolling))
 
   def test_published_model_equals_the_runs_best_checkpoint(self):
-    from_run = restore.load_run(self.model_dir, "best")
-    from_folder = restore.load_published(self.folder)
+    from_run = configurables.load_run(self.model_dir, "best")
+    from_folder = configurables.load_published(self.folder)
     images = tf.random.uniform([2, 32, 40, 3], 0, 255, seed=1)
     self.assertAllEqual(from_run.model(images), from_folder.model(images))
     self.assertEqual(from_folder.step, self.train_result["best_step"])
@@ -49,7 +55,7 @@ class PublishingTest(tf.test.TestCase):
 
   def test_info_states_the_parameter_count_and_budget(self):
     info = run_files.read_model_info(self.folder)
-    model = restore.load_published(self.folder).model
+    model = configurables.load_published(self.folder).model
     self.assertEqual(info["trainable_parameters"],
                      sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     self.assertEqual(info["training"]["trained_steps"], self.train_result["step"])
@@ -60,7 +66,7 @@ class PublishingTest(tf.test.TestCase):
   def test_card_states_how_the_checkpoint_was_chosen(self):
     with open(os.path.join(self.folder, "README.md")) as f:
       self.assertIn("checkpoint selected on `val`", f.read())
-    latest = publishing.publish(self.model_dir, "tiny_last", "latest", self.models_dir)
+    latest = _publish(self.model_dir, "tiny_last", "latest", self.models_dir)
     info = run_files.read_model_info(latest)
     self.assertEqual((info["selection"], info["step"]), ("latest", self.train_result["step"]))
     with open(os.path.join(latest, "README.md")) as f:
@@ -77,7 +83,7 @@ class PublishingTest(tf.test.TestCase):
     configurables.train(model_dir=tuned_dir)
     # The run, as a starting point itself, names what it started from.
     self.assertEqual(publishing.starting_point(tuned_dir)["started_from"]["name"], "tiny")
-    tuned = publishing.publish(tuned_dir, "tiny_tuned", "latest", self.models_dir)
+    tuned = _publish(tuned_dir, "tiny_tuned", "latest", self.models_dir)
     start = run_files.read_model_info(tuned)["training"]["started_from"]
     base = run_files.read_model_info(self.folder)["training"]
     self.assertEqual(start["name"], "tiny")
@@ -96,7 +102,7 @@ class PublishingTest(tf.test.TestCase):
 
   def test_publishing_again_needs_overwrite(self):
     with self.assertRaisesRegex(InputError, "exists"):
-      publishing.publish(self.model_dir, "tiny", "best", self.models_dir)
+      _publish(self.model_dir, "tiny", "best", self.models_dir)
 
   def test_binaries_take_the_published_model(self):
     folder = self.create_tempdir().full_path

@@ -14,10 +14,11 @@ import tensorflow as tf
 
 import gin
 from data_prep import synthetic
+from reseg_tf import configurables
 from reseg_tf.common.errors import InputError
 from reseg_tf.model import reseg as model_lib
 from reseg_tf.model import unrolled
-from reseg_tf.serving import onnx_export, restore, tflite_export
+from reseg_tf.serving import onnx_export, tflite_export
 from tests import fixtures
 
 _SIZE = (32, 40)  # The tiny run's image size, and the export's.
@@ -169,7 +170,7 @@ class TFLiteExportTest(tf.test.TestCase):
       self.assertFalse({op for op in ops if op.startswith("Flex") or op == "CUSTOM"}, path)
 
   def test_batch_size_and_a_size_off_the_stride(self):
-    model = restore.load_run(self.model_dir, "best").model
+    model = configurables.load_run(self.model_dir, "best").model
     flatbuffer = tflite_export.convert(model, (17, 23), batch_size=2)["float32"]
     path = os.path.join(self.create_tempdir().full_path, "model.tflite")
     with open(path, "wb") as f:
@@ -195,7 +196,7 @@ class TFLiteExportTest(tf.test.TestCase):
         segmenter(images)
 
   def test_existing_files_are_kept_without_overwrite(self):
-    model = restore.load_run(self.model_dir, "best").model
+    model = configurables.load_run(self.model_dir, "best").model
     with self.assertRaisesRegex(InputError, "exists: choose another version"):
       tflite_export.export_tflite(model, self.export_dir, tflite_export.file_stem(
           "run", self.step, _SIZE), _SIZE, {}, quantize="none")

@@ -230,6 +230,17 @@ class LegacyConfigTest(tf.test.TestCase):
     model = configurables.ReSeg()
     self.assertEqual(sum(int(tf.size(v)) for v in model.trainable_variables), 776_202)
 
+  def test_an_operative_config_from_before_the_move_reads_as_a_model_spec(self):
+    config = os.path.join(fixtures.ROOT, "tests", "testdata",
+                          "operative_config_before_subpackages.gin")
+    spec = configurables.read_model_spec(config)
+    self.assertEqual((spec.reseg_args["num_classes"], spec.reseg_args["renet_units"]),
+                     (2, (100, 100)))
+    # What a run from before model_info.json tells of its records.
+    self.assertEqual(spec.legacy_info(), {"records_dir": "data/horse", "batch_size": 5})
+    self.assertEqual(spec.source, (config,))
+    self.assertEqual(gin.config_str(), "")  # Parsed once, nothing left in gin.
+
   def test_flat_bindings_reach_their_option_group(self):
     root = self.create_tempdir().full_path
     records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))

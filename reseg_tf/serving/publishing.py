@@ -59,9 +59,11 @@ def count_parameters(model) -> int:
 
 def publish(model_dir: str, name: str, checkpoint: str = "best",
             models_dir: str = run_files.MODELS_DIR, overwrite: bool = False,
-            results_file: Optional[str] = None) -> str:
+            results_file: Optional[str] = None, *, spec: restore.ModelSpec) -> str:
   """Writes `models_dir/<name>/` from `model_dir`'s `checkpoint`, its card
-  quoting `results_file`'s entries for `name` (see `write_card`).
+  quoting `results_file`'s entries for `name` (see `write_card`). `spec` is
+  the model of the run's operative config (`configurables.read_model_spec`),
+  which is copied as the published `config.gin`.
 
   The folder is written beside its destination and renamed into place, so a
   failed publish leaves no half-written model.
@@ -76,7 +78,7 @@ def publish(model_dir: str, name: str, checkpoint: str = "best",
   destination = os.path.join(models_dir, name)
   if os.path.exists(destination) and not overwrite:
     raise InputError(destination, "exists: pass --overwrite to replace it")
-  restored = restore.load_run(model_dir, checkpoint)
+  restored = restore.restore_run(spec, model_dir, checkpoint)
   info = dict(restored.info)
   metadata = records.load_metadata(info["records_dir"])
   if "class_names" not in info:  # A run from before model_info.json.

@@ -1,41 +1,74 @@
-"""Rebuilding a trained model: from a training run or a published model.
+"""Rebuilding a trained model from a typed spec and a checkpoint.
 
-Both layouts are described in `common/run_files.py`. `load_run` and
-`load_published` parse the gin configuration, build the configured `ReSeg` and restore its variables. Every model variable must be in
-the checkpoint (the frozen VGG weights included), so the model is built with
-random VGG weights instead of reading a weight file that the checkpoint
-overrides anyway, and that may be absent on the machine that evaluates.
+A `ModelSpec` is what a saved configuration (a run's `operative_config.gin`
+or a published model's `config.gin`, layouts in `common/run_files.py`) says
+about the model. The gin side, `configurables.read_model_spec`, parses the
+configuration once into a spec; everything here takes the spec and never
+reads gin. `restore_model` builds the `ReSeg` a spec describes and reads
+its variables; `restore_run` and `restore_published` add where the weights
+and the run's facts (`model_info.json`) come from. Every model variable
+must be in the checkpoint (the frozen VGG weights included), so the model
+is built with random VGG weights instead of reading a weight file that the
+checkpoint overrides anyway, and that may be absent on the machine that
+evaluates.
 
-Shared by the evaluate, predict and export binaries (through `reseg_tf/cli.py`).
+Shared by the evaluate, predict, export and publish binaries (through
+`reseg_tf/cli.py` and `configurables.load_run` / `load_published`).
 """
 
 import dataclasses
 import os
 import re
-from typing import Optional, Sequence
+import types
+from typing import Any, Mapping, Optional
 
 import tensorflow as tf
 
-import gin
-from reseg_tf import configurables
 from reseg_tf.common import palette
 from reseg_tf.common.errors import InputError, MissingFileError
 from reseg_tf.common.run_files import (
   MODEL_INFO,
-  OPERATIVE_CONFIG,
-  PUBLISHED_CONFIG,
   PUBLISHED_WEIGHTS,
   find_checkpoint,
-  find_published,
   read_model_info,
   read_weights,
 )
 from reseg_tf.data import records
 from reseg_tf.model import reseg as model_lib
 
-# Appended after the gin files, before the user's bindings: the checkpoint
-# holds the VGG weights, so there is no need to read them from a file.
-_RESTORE_BINDINGS = ("ReSeg.vgg_weights = 'random'",)
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """The model a saved configuration describes, as plain values.
+
+  Attributes:
+    reseg_args: the keyword arguments of `model.reseg.ReSeg` as configured,
+      a read-only mapping. They are kept as `ReSeg`'s own names rather than
+      restated as fields, so that the spec follows the constructor (an
+      unknown name fails in `restore_model` as it would in `ReSeg`).
+      `vgg_weights` is ignored: the checkpoint holds the VGG weights.
+    records_dir: `train.records_dir` when the configuration binds it, else
+      None; read only for runs from before `model_info.json`.
+    batch_size: `train.batch_size` likewise.
+    source: the configuration files the spec was parsed from.
+  """
+  reseg_args: Mapping[str, Any]
+  records_dir: Optional[str] = None
+  batch_size: Optional[int] = None
+  source: tuple = ()
+
+  def __post_init__(self):
+    # A private read-only copy: the spec stays what was parsed, whoever
+    # holds the dict it was built from.
+    object.__setattr__(self, "reseg_args", types.MappingProxyType(dict(self.reseg_args)))
+    object.__setattr__(self, "source", tuple(self.source))
+
+  def legacy_info(self) -> dict:
+    """What a run from before `model_info.json` records of its records and
+    batch size: the bound ones of `records_dir` and `batch_size`."""
+    return {key: value for key, value in (("records_dir", self.records_dir),
+                                          ("batch_size", self.batch_size))
+            if value is not None}
 
 
 @dataclasses.dataclass
@@ -73,71 +106,56 @@ class Restored:
     return class_table(records_dir or self.records_dir, self.model.num_classes)
 
 
-def parse_gin(config: Optional[str], gin_files: Sequence[str] = (),
-              gin_bindings: Sequence[str] = ()) -> list:
-  """Clears gin and parses `gin_files`, else the model's own `config`.
-
-  Returns:
-    The files parsed.
-
-  Raises:
-    MissingFileError: no gin file given and `config` does not exist.
-  """
-  files = list(gin_files)
-  if not files:
-    if not config or not tf.io.gfile.exists(config):
-      raise MissingFileError(
-          config or "(no model)", "not found: is this a training run's model_dir "
-          "or a published model? Otherwise give its gin files with --gin_file")
-    files = [config]
-  gin.clear_config()
-  gin.parse_config_files_and_bindings(files, list(_RESTORE_BINDINGS) + list(gin_bindings))
-  return files
-
-
 def checkpoint_step(path: str) -> Optional[int]:
   """The N of a `.../ckpt-N` prefix (the trainer numbers them by step)."""
   match = re.search(r"ckpt-(\d+)$", path)
   return int(match.group(1)) if match else None
 
 
-def restore_model(checkpoint: str, model_fn=configurables.ReSeg) -> model_lib.ReSeg:
-  """Builds `model_fn()` and reads its variables from `checkpoint`
-  (`run_files.read_weights`).
+def restore_model(spec: ModelSpec, checkpoint: str) -> model_lib.ReSeg:
+  """Builds the `ReSeg` that `spec` describes and reads its variables from
+  `checkpoint` (`run_files.read_weights`). Reads no configuration.
 
   Raises:
-    InputError: the checkpoint does not fit the configured model (a variable
-      is absent or has another shape).
+    InputError: the checkpoint does not fit the model (a variable is absent
+      or has another shape).
   """
-  model = model_fn()
+  model = model_lib.ReSeg(**{**spec.reseg_args, "vgg_weights": "random"})
   read_weights(model, checkpoint)
   return model
 
 
-def load_run(model_dir: Optional[str], checkpoint: str = "best",
-             gin_files: Sequence[str] = (), gin_bindings: Sequence[str] = ()) -> Restored:
-  """Restores a training run's checkpoint (see `find_checkpoint`)."""
-  config = os.path.join(model_dir, OPERATIVE_CONFIG) if model_dir else None
-  parse_gin(config, gin_files, gin_bindings)
+def restore_run(spec: ModelSpec, model_dir: Optional[str],
+                checkpoint: str = "best") -> Restored:
+  """Restores a training run's checkpoint (see `find_checkpoint`); `spec`
+  is its configuration's (`configurables.load_run` reads both).
+
+  Raises:
+    MissingFileError: no such checkpoint.
+    InputError: the checkpoint does not fit the model.
+  """
   path = find_checkpoint(model_dir, checkpoint)
-  info = read_model_info(model_dir) or _legacy_run_info()
-  return Restored(model=restore_model(path), checkpoint=path, step=checkpoint_step(path),
+  info = read_model_info(model_dir) or spec.legacy_info()
+  return Restored(model=restore_model(spec, path), checkpoint=path, step=checkpoint_step(path),
                   info=info, name=os.path.basename(os.path.normpath(model_dir or "run")),
                   folder=model_dir)
 
 
-def load_published(name: str, gin_files: Sequence[str] = (),
-                   gin_bindings: Sequence[str] = ()) -> Restored:
-  """Restores a published model (a name under `models/`, or a folder)."""
-  folder = find_published(name)
-  parse_gin(os.path.join(folder, PUBLISHED_CONFIG), gin_files, gin_bindings)
+def restore_published(spec: ModelSpec, folder: str) -> Restored:
+  """Restores the published model in `folder` (`run_files.find_published`);
+  `spec` is its `config.gin`'s (`configurables.load_published` reads both).
+
+  Raises:
+    MissingFileError: its model_info.json or weights are missing.
+    InputError: the weights do not fit the model.
+  """
   info = read_model_info(folder)
   if info is None:
     raise MissingFileError(os.path.join(folder, MODEL_INFO), "not found")
   path = os.path.join(folder, PUBLISHED_WEIGHTS)
   if not tf.io.gfile.exists(path + ".index"):
     raise MissingFileError(path + ".index", "the published weights are missing")
-  return Restored(model=restore_model(path), checkpoint=path, step=info.get("step"),
+  return Restored(model=restore_model(spec, path), checkpoint=path, step=info.get("step"),
                   info=info, name=os.path.basename(os.path.normpath(folder)), folder=folder)
 
 
@@ -173,15 +191,3 @@ def _table(described: dict, source: str) -> dict:
           "class_names": list(described["class_names"]),
           "class_colors": [list(c) for c in described["class_colors"]],
           "source": source}
-
-
-def _legacy_run_info() -> dict:
-  """Runs trained before `model_info.json` existed: what their (already
-  parsed) operative config says of the records and the batch size."""
-  info = {}
-  for key in ("records_dir", "batch_size"):
-    try:
-      info[key] = gin.query_parameter(f"train.{key}")
-    except ValueError:  # Not bound (e.g. a model-only gin file).
-      pass
-  return info
