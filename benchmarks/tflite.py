@@ -17,7 +17,7 @@ the values) at CamVid's 360x480 and times, at batch 1 on uint8 images:
     default XNNPACK delegate) with each of --threads;
   * with --scan_reference, the rejected form: the same export with
     ReNetLayer's `tf.scan` sweeps (WHILE loops) instead of the unrolled ones
-    (see reseg_tf/model/unrolled.py);
+    (`lowering.FIXED_SIZE` with `sweep="scan"`);
   * with --onnx, the .onnx model of `--format=onnx` in onnxruntime
     (reseg_tf/serving/onnx_export.py; its conversion takes ~1.5 min and ~2 GB).
 
@@ -29,11 +29,10 @@ trained model gives). The machine's other load counts: the JSON records the
 load average. Prints a table and writes JSON to --output.
 """
 
-import contextlib
+import dataclasses
 import os
 import tempfile
 import time
-from unittest import mock
 
 import bench_output
 import numpy as np
@@ -44,7 +43,7 @@ import gin
 from data_prep import camvid
 from reseg_tf import configurables
 from reseg_tf.common import machine
-from reseg_tf.model import renet
+from reseg_tf.model import lowering
 from reseg_tf.serving import segmenter as segmenter_lib
 from reseg_tf.serving import tflite_export
 
@@ -72,14 +71,8 @@ _ONNX = flags.DEFINE_bool(
     "onnx", False, "Also convert to ONNX and time it in onnxruntime (default false).")
 
 
-def _scan_form():
-  """The rejected form: the export's unrolled sweeps replaced by `tf.scan`."""
-  sweep = renet.BidirectionalSweep.__call__
-
-  def scan_sweep(self, x, axis, implementation="fused"):
-    return sweep(self, x, axis, "scan" if implementation == "unrolled" else implementation)
-
-  return mock.patch.object(renet.BidirectionalSweep, "__call__", scan_sweep)
+# The rejected form: the export's sweeps as tf.scan (WHILE loops) instead of unrolled.
+_SCAN_FORM = dataclasses.replace(lowering.FIXED_SIZE, sweep="scan")
 
 
 def main(argv):
@@ -124,8 +117,8 @@ def main(argv):
   for form, variants in forms:
     for variant in variants:
       start = time.perf_counter()
-      with _scan_form() if form == "scan" else contextlib.nullcontext():
-        flatbuffer = tflite_export.convert(model, (h, w), 1, (variant,))[variant]
+      form_lowering = _SCAN_FORM if form == "scan" else lowering.FIXED_SIZE
+      flatbuffer = tflite_export.convert(model, (h, w), 1, (variant,), form_lowering)[variant]
       seconds = time.perf_counter() - start
       conversions[f"{form} {variant}"] = seconds
       file = os.path.join(temp.name, f"{form}-{variant}.tflite")

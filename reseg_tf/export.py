@@ -28,6 +28,7 @@ from absl import app, flags
 from reseg_tf import cli
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
+from reseg_tf.model import lowering
 from reseg_tf.serving import onnx_export, tflite_export
 from reseg_tf.serving import segmenter as segmenter_lib
 
@@ -120,7 +121,8 @@ def main(argv):
     print(f"Exported {restored.checkpoint} to {', '.join(paths)}")
     return
   segmenter = segmenter_lib.Segmenter(restored.model, table["class_names"],
-                                      table["class_colors"], table["dataset"])
+                                      table["class_colors"], table["dataset"],
+                                      lowering=lowering.SAVED_MODEL)
   extra_files = {}
   for config in (run_files.OPERATIVE_CONFIG, run_files.PUBLISHED_CONFIG):
     path = os.path.join(restored.folder or ".", config)

@@ -23,6 +23,7 @@ import sys
 from absl import app, flags, logging
 
 from reseg_tf import cli
+from reseg_tf.model import lowering
 from reseg_tf.serving import prediction
 from reseg_tf.serving import segmenter as segmenter_lib
 
@@ -66,8 +67,10 @@ def main(argv):
     restored = cli.load_model(_MODEL)
     table = restored.class_table(_MODEL.records_dir.value)
     logging.info("Class colours from %s", table["source"])
+    # Runs here only, never saved: the fastest form of the sweeps.
     segmenter = segmenter_lib.Segmenter(restored.model, table["class_names"],
-                                        table["class_colors"], table["dataset"])
+                                        table["class_colors"], table["dataset"],
+                                        lowering=lowering.IN_PROCESS)
   colors = segmenter_lib.class_table(segmenter)["class_colors"]
 
   report = prediction.predict_files(

@@ -113,20 +113,15 @@ class ReNet2DMatchesReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
   def test_forward_and_gradients_match(self, core, mode, order, patch,
                                        execution):
     source = _renet_layer(core, mode, order, patch)
-    # The reference path (plain autodiff, tested against NumPy and the fused
-    # GRU in renet_test); it also skips an XLA compile per case.
-    source.implementation = "scan"
     layer = ReNet2D.from_renet_layer(source)
     x = tf.random.stateless_normal([2, 5, 7, 3], seed=(1, 2))
     self.assertEqual(layer(x).shape,
                      (2, -(-5 // patch[0]), -(-7 // patch[1]), 8))
     self._assert_matches(source, layer, x, execution)
 
-  def test_matches_fused_gru_default(self):
-    # ReNetLayer's default for the GRU: the hand-written fused gradient.
+  def test_matches_at_other_sizes(self):
     source = _renet_layer("gru", "independent", "vertical_first", (2, 2),
                           channels=5, units=7)
-    self.assertEqual(source.implementation, "fused")
     layer = ReNet2D(7, patch_size=(2, 2), bidirectional_mode="independent",
                     sweep_order="vertical_first")
     set_weights_from_renet_layer(layer, source)
@@ -136,7 +131,6 @@ class ReNet2DMatchesReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
   def test_forward_under_xla_matches(self):
     for core in ("gru", "lstm"):
       source = _renet_layer(core, "independent", "vertical_first", (2, 2))
-      source.implementation = "scan"
       layer = ReNet2D.from_renet_layer(source)
       x = tf.random.stateless_normal([2, 5, 7, 3], seed=(1, 2))
       got = tf.function(layer, jit_compile=True)(x)

@@ -1,4 +1,5 @@
-"""Tests for reseg_tf.renet: cores, sweeps and ReNetLayer against NumPy."""
+"""Tests for the ReNet layer and its lowerings (cells, sweep, renet, the
+fused and compiled recurrences) against NumPy and against each other."""
 
 import itertools
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from reseg_tf.model import gru, renet, renet_fused
+from reseg_tf.model import cells, compiled_sweep, lowering, renet, renet_fused, sweep
 
 _MODES = ("independent", "stacked")
 _ORDERS = ("horizontal_first", "vertical_first")
@@ -79,8 +80,8 @@ def np_weights(sweep):
 def np_renet(layer, x, core, order, mode):
   x = np_patches(x.astype(np.float64), *layer.patch_size)
   axes = (2, 1) if order == "horizontal_first" else (1, 2)
-  for sweep, axis in zip((layer.first_sweep, layer.second_sweep), axes):
-    x = np_sweep(x, axis, *np_weights(sweep), core, mode == "stacked")
+  for renet_sweep, axis in zip((layer.first_sweep, layer.second_sweep), axes):
+    x = np_sweep(x, axis, *np_weights(renet_sweep), core, mode == "stacked")
   return x
 
 
@@ -128,15 +129,17 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     want = np_renet(layer, x, core, order, mode)
     self.assertEqual(want.shape, (2, 5 // patch[0] + (5 % patch[0] > 0),
                                   3 // patch[1] + (3 % patch[1] > 0), 8))
-    implementations = ("scan", "fused") if core == "gru" else ("scan",)
-    cases = [*itertools.product(implementations, ("eager", "function", "jit")),
-             ("unrolled", "function")]  # The export form: traced once, never compiled.
-    for implementation, execution in cases:
-      layer.implementation = implementation
-      got = _run(layer, execution, tf.constant(x))
+    forms = ("scan", "fused") if core == "gru" else ("scan",)
+    cases = [*itertools.product(forms, ("eager", "function", "jit")),
+             ("unrolled", "function"),  # The export form: traced once, never compiled.
+             ("auto", "eager"), ("auto", "jit")]  # Compiled (where it loads), then fused.
+    if core == "gru" and compiled_sweep.available():
+      cases += [("compiled", "eager"), ("compiled", "function")]  # XLA cannot run it.
+    for form, execution in cases:
+      got = _run(lambda t, form=form: layer(t, form), execution, tf.constant(x))
       self.assertEqual(got.dtype, tf.float32)
       self.assertLess(np.abs(got.numpy() - want).max(), 1e-5,
-                      msg=f"{implementation} {execution}")
+                      msg=f"{form} {execution}")
 
   def test_gru_matches_keras_with_negated_update_gate(self):
     c, u, t, n = 3, 5, 7, 4
@@ -154,22 +157,20 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     keras_gru.set_weights([keras_order(w_x), keras_order(w_h),
                            np.stack([keras_order(b), np.zeros_like(b)])])
     want = keras_gru(x).numpy()  # [N, T, U]
-    gx = gru.project(tf.transpose(x, [1, 0, 2]), core.w_x, core.b)
-    got = renet.run_recurrence("gru", gx[:, None], core.w_h[None])[:, 0]
+    gx = cells.project(tf.transpose(x, [1, 0, 2]), core.w_x) + core.b
+    got = lowering.tf_scan("gru", gx[:, None], core.w_h[None])[:, 0]
     self.assertAllClose(tf.transpose(got, [1, 0, 2]), want, atol=1e-5)
 
-  @parameterized.product(mode=_MODES, order=_ORDERS,
-                         implementation=("scan", "fused"))
-  def test_xla_gradients_match_uncompiled(self, mode, order, implementation):
+  @parameterized.product(mode=_MODES, order=_ORDERS, form=("scan", "fused"))
+  def test_xla_gradients_match_uncompiled(self, mode, order, form):
     layer = self._layer("gru", mode, order, patch=(2, 2))
-    layer.implementation = implementation
     x = tf.random.normal([2, 5, 3, 3])
     w = tf.random.normal([2, 3, 2, 8])
 
     def grads(x):
       with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = tf.reduce_sum(layer(x) * w)
+        loss = tf.reduce_sum(layer(x, form) * w)
       return tape.gradient(loss, [x] + list(layer.trainable_variables))
 
     want = tf.function(grads)(x)
@@ -177,25 +178,24 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     for g_want, g_got in zip(want, got):
       self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5)
 
-  @parameterized.product(core_impl=(("gru", "fused"), ("gru", "scan"),
+  @parameterized.product(core_form=(("gru", "fused"), ("gru", "scan"),
                                     ("lstm", "scan")),
                          mode=_MODES, axis=(1, 2))
-  def test_sweep_gradients_match_finite_differences(self, core_impl, mode,
+  def test_sweep_gradients_match_finite_differences(self, core_form, mode,
                                                     axis):
-    core, implementation = core_impl
+    core, form = core_form
     rng = np.random.default_rng(5)
     c, u = 2, 3
     g = (3 if core == "gru" else 4) * u
     c_bw = u if mode == "stacked" else c
     args = [rng.normal(size=s) for s in ([1, 2, 3, c], [c, g], [u, g], [g],
                                          [c_bw, g], [u, g], [g])]
-    sweep = (renet.scan_sweep if implementation == "scan"
-             else renet_fused.gru_sweep)
+    recurrence = (lowering.recurrence("scan", core, tf.zeros([1, 2, 3, c]))
+                  if form == "scan" else renet_fused.recurrence)
 
     def f(x, *weights):
-      kwargs = dict(core=core) if implementation == "scan" else {}
-      out = sweep(x, axis, weights[:3], weights[3:],
-                  backward_reads_forward=mode == "stacked", **kwargs)
+      out = sweep.bidirectional(x, axis, weights[:3], weights[3:], core,
+                                mode == "stacked", recurrence)
       return tf.reduce_sum(tf.sin(out))  # A non-linear read of every output.
 
     theoretical, numerical = tf.test.compute_gradient(
@@ -209,17 +209,16 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     x = tf.random.normal([2, 5, 3, 3])
     w = tf.random.normal([2, 3, 2, 8])
 
-    def grads(x, implementation):
-      layer.implementation = implementation
+    def grads(x, form):
       with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = tf.reduce_sum(layer(x) * w)
+        loss = tf.reduce_sum(layer(x, form) * w)
       return tape.gradient(loss, [x] + list(layer.trainable_variables))
 
     for g_fused, g_scan in zip(grads(x, "fused"), grads(x, "scan")):
       self.assertAllClose(g_fused, g_scan, atol=1e-5, rtol=1e-5)
 
-  def test_unknown_batch_size_falls_back_to_scan(self):
+  def test_unknown_batch_size(self):
     layer = self._layer("gru", "independent")
     x = tf.random.normal([2, 5, 3, 3])
     fn = tf.function(layer, input_signature=[
@@ -230,20 +229,19 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     # Export signatures leave height and width unknown: 2x2 patches must
     # still pad and fold, with the same result as at a known size.
     x = tf.random.normal([1, 5, 7, 3])
-    fn = tf.function(lambda t: renet.extract_patches(t, (2, 2)), input_signature=[
+    fn = tf.function(lambda t: sweep.extract_patches(t, (2, 2)), input_signature=[
         tf.TensorSpec([None, None, None, 3], tf.float32)])
     got = fn(x)
     self.assertEqual(got.shape, (1, 3, 4, 12))
-    self.assertAllEqual(got, renet.extract_patches(x, (2, 2)))
+    self.assertAllEqual(got, sweep.extract_patches(x, (2, 2)))
 
   @parameterized.product(mode=_MODES, order=_ORDERS,
-                         core_impl=(("gru", "fused"), ("gru", "scan"),
+                         core_form=(("gru", "auto"), ("gru", "fused"), ("gru", "scan"),
                                     ("lstm", "scan")))
   def test_every_output_depends_on_input_pixel_0_0(self, mode, order,
-                                                  core_impl):
-    core, implementation = core_impl
+                                                  core_form):
+    core, form = core_form
     layer = self._layer(core, mode, order)
-    layer.implementation = implementation
     h, w = 3, 4
     # Batch element k probes output position k: images are independent, so
     # one backward pass gives d out[k, i_k, j_k] / d x[k, 0, 0] for every k.
@@ -252,7 +250,7 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
     probe *= tf.random.uniform([1, 1, 1, 8], 0.5, 1.0)
     with tf.GradientTape() as tape:
       tape.watch(x)
-      loss = tf.reduce_sum(layer(x) * probe)
+      loss = tf.reduce_sum(layer(x, form) * probe)
     grad_0_0 = tape.gradient(loss, x)[:, 0, 0, :]  # [H*W, C]
     self.assertAllGreater(tf.reduce_max(tf.abs(grad_0_0), axis=-1), 1e-6)
 

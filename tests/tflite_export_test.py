@@ -16,8 +16,8 @@ import gin
 from data_prep import synthetic
 from reseg_tf import configurables
 from reseg_tf.common.errors import InputError
+from reseg_tf.model import lowering
 from reseg_tf.model import reseg as model_lib
-from reseg_tf.model import unrolled
 from reseg_tf.serving import onnx_export, tflite_export
 from tests import fixtures
 
@@ -36,15 +36,15 @@ _OTHER_OPTIONS = dict(num_classes=3, void_as_class=True, renet_units=(4,),
                       input_scale=0.5)
 
 
-class UnrolledTest(tf.test.TestCase):
-  """`unrolled.logits` computes `model(images)`, for every model option."""
+class FixedSizeLoweringTest(tf.test.TestCase):
+  """The `FIXED_SIZE` form computes `model(images)`, for every model option."""
 
   def check(self, size, **options):
     tf.random.set_seed(1)
     model = model_lib.ReSeg(vgg_weights="random", **options)
     images = np.random.default_rng(0).integers(0, 256, (2, *size, 3), np.uint8)
     expected = model(images)
-    got = tf.function(lambda x: unrolled.logits(model, x))(tf.constant(images))
+    got = tf.function(lambda x: model(x, lowering.FIXED_SIZE))(tf.constant(images))
     self.assertEqual(got.shape, expected.shape)
     self.assertAllClose(got, expected, atol=2e-5, rtol=1e-5)
     return model, images, expected
@@ -72,7 +72,7 @@ class UnrolledTest(tf.test.TestCase):
                             renet_patch_sizes=((2, 2),), upsample_filters=(2,))
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8)
     with self.assertRaisesRegex(ValueError, "static input shape"):
-      tf.function(lambda x: unrolled.logits(model, x)).get_concrete_function(spec)
+      tf.function(lambda x: model(x, lowering.FIXED_SIZE)).get_concrete_function(spec)
 
 
 class TFLiteExportTest(tf.test.TestCase):

@@ -1,7 +1,12 @@
-"""What CPU this is, from Linux's /proc/cpuinfo: named beside every speed
-figure and results entry, and part of the cached XLA choice's key."""
+"""What machine this is: its CPU, from Linux's /proc/cpuinfo (named beside
+every speed figure and results entry, part of the cached XLA choice's key,
+and what the compiled sweep's GEMMs are chosen by), and reseg_tf's cache
+folder on it."""
 
+import os
 import platform
+
+CACHE_ENV = "RESEG_TF_CACHE_DIR"
 
 
 def _cpuinfo() -> dict:
@@ -30,3 +35,9 @@ def cpu_model() -> str:
 def cpu_flags() -> set:
   """The CPU's feature flags (`amx_bf16`, `avx512_bf16`, ...); empty off Linux."""
   return set(_cpuinfo().get("flags", "").split())
+
+
+def cache_dir() -> str:
+  """Where reseg_tf keeps what it measures or builds once per machine:
+  `$RESEG_TF_CACHE_DIR`, else `~/.cache/reseg_tf`."""
+  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "reseg_tf")

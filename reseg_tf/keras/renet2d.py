@@ -6,10 +6,11 @@ The same maths, options and weight layout as `renet.ReNetLayer`
 trains with `model.fit`, saves to and loads from `.keras` files, and has no
 TensorFlow-only code (tested on the TensorFlow and JAX backends).
 
-The recurrence is `keras.ops.scan` with plain autodiff, the counterpart of
-`ReNetLayer`'s `implementation='scan'` reference path (about as fast; the
-fused GRU of `renet_fused`, about 3x faster on CPU, is TensorFlow-only and is
-not used here). On TensorFlow, XLA compiles the forward pass but not its
+The layer holds the weights; the maths is `reseg_tf/model/cells.py`'s and
+`sweep.py`'s, the same functions `ReNetLayer` calls. Its loop is
+`keras.ops.scan` with plain autodiff (`sweep.keras_scan`), the counterpart of
+`ReNetLayer`'s `'scan'` reference form; the compiled and fused forms are
+TensorFlow-only and are not used here. On TensorFlow, XLA compiles the forward pass but not its
 gradient, so the layer opts out of XLA training steps (`supports_jit`). The
 `compute_dtype` option of `ReNetLayer` has no counterpart: the layer computes
 in its Keras dtype policy's compute dtype.
@@ -28,13 +29,11 @@ states).
 from typing import Any, Dict, Sequence
 
 import keras
+from keras import ops
 
-from reseg_tf.keras import recurrence
+from reseg_tf.model import cells, sweep
 
-# Gate order inside the fused `[C, G*U]` weights (as in renet.py).
-GRU_GATES = ("r", "u", "c")  # reset, update, candidate.
-LSTM_GATES = ("i", "f", "c", "o")  # input, forget, cell candidate, output.
-_NUM_GATES = {"gru": len(GRU_GATES), "lstm": len(LSTM_GATES)}
+_RECURRENCE = sweep.time_major(sweep.keras_scan)
 SWEEPS = ("first_sweep", "second_sweep")
 DIRECTIONS = ("forward", "backward")
 PARTS = ("w_x", "w_h", "b")
@@ -44,9 +43,21 @@ _BIDIRECTIONAL_MODES = ("stacked", "independent")
 _INITS = ("normal", "orthogonal")
 
 
-def weight_name(sweep: str, direction: str, part: str) -> str:
+def weight_name(sweep_name: str, direction: str, part: str) -> str:
   """`'first_sweep', 'forward', 'w_x'` -> `'first_sweep_forward_w_x'`."""
-  return f"{sweep}_{direction}_{part}"
+  return f"{sweep_name}_{direction}_{part}"
+
+
+def gate_orthogonal(num_gates: int):
+  """Keras initialiser of `[U, G*U]`: `cells.orthogonal_blocks` of draws from
+  Keras' random source (`keras.utils.set_random_seed` makes it repeatable)."""
+
+  def initializer(shape, dtype=None):
+    units = shape[0]
+    draws = keras.random.normal((num_gates, units, units))
+    return ops.cast(cells.orthogonal_blocks(draws), dtype or "float32")
+
+  return initializer
 
 
 # ----------------------------------------------------------------------------
@@ -81,9 +92,7 @@ class ReNet2D(keras.layers.Layer):
                bidirectional_mode: str = "stacked", init: str = "normal",
                **kwargs):
     super().__init__(**kwargs)
-    if core not in _NUM_GATES:
-      raise ValueError(
-          f"core must be one of {sorted(_NUM_GATES)}, got {core!r}.")
+    cells.num_gates(core)  # Raises on an unknown core.
     if sweep_order not in _SWEEP_ORDERS:
       raise ValueError("sweep_order must be 'horizontal_first' or "
                        f"'vertical_first', got {sweep_order!r}.")
@@ -119,21 +128,21 @@ class ReNet2D(keras.layers.Layer):
       raise ValueError("ReNet2D needs a known number of input channels, got "
                        f"input shape {input_shape}.")
     self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
-    gates = _NUM_GATES[self.core] * self.units
+    gates = cells.num_gates(self.core) * self.units
     first_input = self.patch_size[0] * self.patch_size[1] * channels
     for sweep_name, input_size in zip(SWEEPS, (first_input, 2 * self.units)):
       backward_input = (self.units if self.backward_reads_forward
                         else input_size)
       for direction, size in zip(DIRECTIONS, (input_size, backward_input)):
         if self.init == "orthogonal":
-          recurrent_init = recurrence.gate_orthogonal(_NUM_GATES[self.core])
+          recurrent_init = gate_orthogonal(cells.num_gates(self.core))
         else:
           recurrent_init = keras.initializers.RandomNormal(
-              stddev=recurrence.NORMAL_STDDEV)
+              stddev=cells.NORMAL_STDDEV)
         # Fresh initialiser objects: each draws its own seed.
         shapes_inits = (
             ((size, gates),
-             keras.initializers.RandomNormal(stddev=recurrence.NORMAL_STDDEV)),
+             keras.initializers.RandomNormal(stddev=cells.NORMAL_STDDEV)),
             ((self.units, gates), recurrent_init),
             ((gates,), "zeros"))
         for part, (shape, initializer) in zip(PARTS, shapes_inits):
@@ -149,15 +158,15 @@ class ReNet2D(keras.layers.Layer):
         for direction in DIRECTIONS)
 
   def call(self, inputs):
-    x = recurrence.extract_patches(inputs, self.patch_size)  # [B, H', W', ph*pw*C]
+    x = sweep.extract_patches(inputs, self.patch_size)  # [B, H', W', ph*pw*C]
     axes = (2, 1) if self.sweep_order == "horizontal_first" else (1, 2)
     for sweep_name, axis in zip(SWEEPS, axes):
       # Backend values, not Keras variables: TensorFlow's `ops.stack` fails
       # on Keras variables (and `ops.convert_to_tensor` returns them as is).
       weights = [[w.value for w in direction]
                  for direction in self.sweep_weights(sweep_name)]
-      x = recurrence.sweep(x, axis, *weights, self.core,
-                self.backward_reads_forward)  # [B, H', W', 2U]
+      x = sweep.bidirectional(x, axis, *weights, self.core, self.backward_reads_forward,
+                              _RECURRENCE)  # [B, H', W', 2U]
     return x
 
   def compute_output_shape(self, input_shape):

@@ -1,30 +1,22 @@
-"""Fused GRU sweep: a hand-written backward pass over whole sweeps.
+"""The fused GRU recurrence: XLA-compiled loops with a hand-written backward.
 
-Same maths as `renet.scan_sweep` with `core='gru'` (the gates come from
-`gru.py`, and the result is tested against it), but
-faster on CPU. Autodiff through `tf.scan` stores every intermediate of every
-step and runs many small per-step ops; here:
+A recurrence of `model/sweep.py` (the `'fused'` form): the same maths as the
+`tf.scan` reference (the gates come from `cells.py`, and the result is tested
+against it), for GRU cores and static shapes, on any device XLA compiles
+for. Autodiff through `tf.scan` stores every intermediate of every step and
+runs many small per-step ops; here:
 
-* the input projections `x @ w_x` (and their two gradients) are ordinary
-  large matmuls outside the loops, run by oneDNN (optionally in bfloat16);
 * one `tf.custom_gradient` covers the recurrence of a direction group (both
   directions in `independent` mode, one in `stacked` mode): the forward loop
   adds the bias, writes the hidden states and keeps the gates
   `(r, u, c, h @ w_hc)`; the backward loop runs in reverse time, does
-  `dgates @ w_h^T` and the gate derivatives, and accumulates `dw_h` and `db`
-  (cheaper than writing a second gradient buffer for one matmul after the
-  loop);
+  `dgates @ w_h^T` and the gate derivatives, and accumulates `dw_h` and `db`;
 * the loops (and only the loops) are compiled by XLA; they read and write
   time slices of `[B, H, W, ...]` buffers in place, so no big tensor is ever
   transposed or reversed. Weights enter as arguments, never as captured
   variables (XLA cannot differentiate a captured `tf.Variable` here).
 
-Per-step cost at the CamVid shape: the small `h @ w_h` matmul is about half
-of each loop; keeping the gates for the backward pass about a quarter of the
-forward loop. Keeping them in bfloat16 was 3x slower (XLA's CPU backend
-converts bf16 in software).
-
-Shapes must be static (`renet` falls back to `scan_sweep` otherwise).
+docs/performance.md gives what each choice measured.
 """
 
 import functools
@@ -35,7 +27,7 @@ import tensorflow as tf
 # XLA's in-place slice ops; the public `tf.raw_ops` does not export them.
 from tensorflow.compiler.tf2xla.python import xla
 
-from reseg_tf.model import gru
+from reseg_tf.model import cells
 
 
 class _Slicer:
@@ -91,8 +83,8 @@ def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
       ts = [_time_index(p, s.steps, r) for r in reverse]
       g = tf.stack([s.read(gx, t, d * 3 * units, 3 * units)
                     for d, t in enumerate(ts)]) + b  # [D, N, 3U]
-      r, u, c, h_c = gru.gates(g, tf.matmul(h, w_h))  # Each [D, N, U].
-      h = gru.blend(h, u, c)
+      r, u, c, h_c = cells.gru_gates(g, tf.matmul(h, w_h))  # Each [D, N, U].
+      h = cells.blend(h, u, c)
       keep = tf.concat([r, u, c, h_c], axis=-1)  # [D, N, 4U]
       saved = xla.dynamic_update_slice(saved, keep[None], [p, 0, 0, 0])
       for d, t in enumerate(ts):
@@ -154,32 +146,11 @@ def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
   return recurrence
 
 
-def gru_sweep(x: tf.Tensor, axis: int, forward: gru.Weights, backward: gru.Weights,
-              backward_reads_forward: bool = True,
-              compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
-  """Bidirectional GRU sweep along `axis`; see `renet.scan_sweep`.
-
-  Args:
-    x: `[B, H, W, C]` with a static shape.
-    axis: 1 (down the columns) or 2 (along the rows).
-    forward: `(w_x [C, 3U], w_h [U, 3U], b [3U])` of the forward direction.
-    backward: the backward direction's weights (`w_x` is `[U, 3U]` when
-      `backward_reads_forward`).
-    backward_reads_forward: the original code's `stacked` mode.
-    compute_dtype: dtype of the input-projection matmuls.
-
-  Returns:
-    `[B, H, W, 2U]`: forward and backward states, both in input order.
-  """
-  (wx_f, wh_f, b_f), (wx_b, wh_b, b_b) = forward, backward
-  if backward_reads_forward:
-    gx = gru.project(x, wx_f, compute_dtype=compute_dtype)  # [B, H, W, 3U]
-    h_fw = _recurrence_fn(axis, (False,))(
-        gx, wh_f[None], b_f[None, None])  # [B, H, W, U]
-    gx = gru.project(h_fw, wx_b, compute_dtype=compute_dtype)
-    h_bw = _recurrence_fn(axis, (True,))(gx, wh_b[None], b_b[None, None])
-    return tf.concat([h_fw, h_bw], axis=-1)
-  # Both directions: one projection [C, 6U] and one loop.
-  gx = gru.project(x, tf.concat([wx_f, wx_b], 1), compute_dtype=compute_dtype)  # [B, H, W, 6U]
-  return _recurrence_fn(axis, (False, True))(
-      gx, tf.stack([wh_f, wh_b]), tf.stack([b_f, b_b])[:, None])
+def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int,
+               reverse: Sequence[bool], compute_dtype=None) -> tf.Tensor:
+  """The fused recurrence (see `sweep.py` for the arguments): GRU only,
+  static shapes; `gx` is float32 whatever `compute_dtype`."""
+  del compute_dtype  # The loops run in float32.
+  if core != "gru" or not gx.shape.is_fully_defined():
+    raise ValueError(f"the fused sweep needs a GRU and a static shape, got {core!r}, {gx.shape}")
+  return _recurrence_fn(axis, tuple(bool(r) for r in reverse))(gx, w_h, b[:, None, :])

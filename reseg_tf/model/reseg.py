@@ -37,6 +37,10 @@ For training, the frozen front end and the trainable part are exposed apart:
 `features(images)` (preprocessing, padding and VGG; cacheable) and
 `head(features, output_size)` (ReNet, upsampling, classifier, crop; the part
 worth compiling with XLA). `__call__` chains them.
+
+Every method takes a `lowering.Lowering`: the same variables and maths built
+in the form a use needs (`IN_PROCESS` for training and in-process inference,
+`SAVED_MODEL` for TensorFlow Serving, `FIXED_SIZE` for LiteRT and ONNX).
 """
 
 import math
@@ -44,6 +48,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model import renet, shapes
 from reseg_tf.model import vgg as vgg_lib
 
@@ -62,6 +67,19 @@ def scaled_size(size: int, scale: float):
     return max(1, int(round(size * scale)))
   scaled = tf.round(tf.cast(size, tf.float32) * scale)
   return tf.maximum(1, tf.cast(scaled, tf.int32))
+
+
+def resize_matrix(size: int, new_size: int) -> tf.Tensor:
+  """`[new_size, size]` constant: `tf.image.resize`'s antialiased bilinear
+  resize of one axis, as a matrix (the resize is separable and linear), for
+  graphs that must hold builtin TFLite ops only (`ScaleAndTranslate` is not)."""
+  with tf.init_scope():  # Eager even while tracing: values, not ops.
+    eye = tf.eye(size)[None, :, None, :]  # [1, size, 1, size]: pixel p in channel p.
+    matrix = tf.image.resize(eye, [new_size, 1], method="bilinear", antialias=True)
+    matrix = matrix[0, :, 0, :].numpy()
+  # Made here, a Const of the traced graph: an eager tensor would be a
+  # captured input, which tf2onnx turns into an input of the ONNX model.
+  return tf.constant(matrix)
 
 
 def _glorot_uniform(shape, fan_in, fan_out):
@@ -241,7 +259,8 @@ class ReSeg(tf.Module):
         channels = filters
       self.classifier = Conv1x1(channels, self.num_outputs, name="classifier")
 
-  def prepare(self, images: tf.Tensor) -> tf.Tensor:
+  def prepare(self, images: tf.Tensor,
+              lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
     """The parameter-free part of `features`: preprocessing, resize, padding.
 
     Training keeps it outside XLA even when the front end is trainable: the
@@ -258,17 +277,24 @@ class ReSeg(tf.Module):
     x = vgg_lib.caffe_preprocess(images)  # [B, H, W, 3] BGR minus mean.
     if self.input_scale != 1.0:
       size = [scaled_size(shapes.size(x, i), self.input_scale) for i in (1, 2)]
-      x = tf.image.resize(x, size, method="bilinear", antialias=True)
+      if lowering.resize == "matrix":  # Static sizes only.
+        x = tf.einsum("ih,bhwc->biwc", resize_matrix(x.shape[1], size[0]), x)
+        x = tf.einsum("jw,biwc->bijc", resize_matrix(x.shape[2], size[1]), x)
+      else:
+        x = tf.image.resize(x, size, method="bilinear", antialias=True)
     pads = [[0, (-shapes.size(x, i)) % s] for i, s in zip((1, 2), self.stride)]
     return tf.pad(x, [[0, 0]] + pads + [[0, 0]])  # [B, H', W', 3]
 
-  def front_end(self, prepared: tf.Tensor) -> tf.Tensor:
+  def front_end(self, prepared: tf.Tensor,
+                lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
     """VGG on the output of `prepare`, or without VGG the scaled pixels."""
     if self.vgg is None:
       return prepared * NO_VGG_INPUT_SCALE
-    return self.vgg(prepared)  # [B, H'/4, W'/4, 256]
+    dtype = tf.float32 if lowering.float32 else None
+    return self.vgg(prepared, compute_dtype=dtype)  # [B, H'/4, W'/4, 256]
 
-  def features(self, images: tf.Tensor) -> tf.Tensor:
+  def features(self, images: tf.Tensor,
+               lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
     """The front end: `front_end(prepare(images))`.
 
     Args:
@@ -278,23 +304,25 @@ class ReSeg(tf.Module):
       `[B, H'/4, W'/4, 256]` VGG features in `vgg_compute_dtype`, or without
       VGG `[B, H', W', 3]` float32 scaled pixels (`H'`, `W'` as in `prepare`).
     """
-    return self.front_end(self.prepare(images))
+    return self.front_end(self.prepare(images, lowering), lowering)
 
   def head(self, features: tf.Tensor,
-           output_size: Union[Tuple[int, int], tf.Tensor]) -> tf.Tensor:
+           output_size: Union[Tuple[int, int], tf.Tensor],
+           lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
     """The trainable part: ReNet, upsampling, classifier, crop.
 
     Args:
       features: the output of `features`.
       output_size: `(H, W)` of the original images.
+      lowering: the form of the graph.
 
     Returns:
       `[B, H, W, num_outputs]` float32 logits.
     """
     x = tf.cast(features, tf.float32)
     for layer in self.renet_layers:
-      x = layer(x)  # [B, H'/S.., W'/S.., 2U]
-    x = tf.cast(x, self.compute_dtype)
+      x = layer(x, lowering.sweep)  # [B, H'/S.., W'/S.., 2U]
+    x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
     for layer in self.upsample_layers:
       x = layer(x)
     logits = self.classifier(x)  # [B, H', W', K(+1)]
@@ -305,6 +333,9 @@ class ReSeg(tf.Module):
       logits = tf.image.resize(logits, [h, w], method="bilinear")
     return logits  # [B, H, W, K(+1)]
 
-  def __call__(self, images: tf.Tensor) -> tf.Tensor:
-    """`[B, H, W, 3]` RGB 0..255 -> `[B, H, W, num_outputs]` float32 logits."""
-    return self.head(self.features(images), shapes.spatial_size(images))
+  def __call__(self, images: tf.Tensor,
+               lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
+    """`[B, H, W, 3]` RGB 0..255 -> `[B, H, W, num_outputs]` float32 logits,
+    in the form `lowering` gives."""
+    return self.head(self.features(images, lowering), shapes.spatial_size(images),
+                     lowering)

@@ -113,16 +113,19 @@ class VGGFrontEnd(tf.Module):
           Conv3x3(*values[n], trainable=trainable, name=n) for n in LAYER_NAMES
       ]
 
-  def __call__(self, x: tf.Tensor) -> tf.Tensor:
+  def __call__(self, x: tf.Tensor,
+               compute_dtype: Optional[tf.DType] = None) -> tf.Tensor:
     """Computes the features.
 
     Args:
       x: `[B, H, W, 3]` preprocessed images (`caffe_preprocess`).
+      compute_dtype: this call's dtype instead of the module's (the
+        fixed-size exports compute in float32).
 
     Returns:
-      `[B, H // 4, W // 4, 256]` in `compute_dtype`, after conv3_3's ReLU.
+      `[B, H // 4, W // 4, 256]` in that dtype, after conv3_3's ReLU.
     """
-    x = tf.cast(x, self.compute_dtype)
+    x = tf.cast(x, compute_dtype or self.compute_dtype)
     convs = iter(self.convs)
     for spec in ARCHITECTURE:
       if spec is None:

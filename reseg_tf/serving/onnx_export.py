@@ -5,7 +5,7 @@
 writes `<name>-<version>-<H>x<W>.onnx` and its `.onnx.json` in the export folder,
 as `tflite_export.py` does, with the same signature (uint8 `images`
 `[B, H, W, 3]` -> int32 `classes`, float32 `probabilities`). tf2onnx
-converts the same fixed-size function as the .tflite (`model/unrolled.py`),
+converts the same fixed-size function as the .tflite (`lowering.FIXED_SIZE`),
 not a Keras model. Needs the `onnx` extra (tf2onnx, onnxruntime).
 
 Why a fixed size: tf2onnx also converts the SavedModel's `tf.scan` form at

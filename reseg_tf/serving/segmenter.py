@@ -49,6 +49,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.common.errors import InputError, MissingFileError
+from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model import reseg as model_lib
 
 IMAGES_KEY = "images"
@@ -79,6 +80,7 @@ class Segmenter(tf.Module):
 
   def __init__(self, model: model_lib.ReSeg, class_names: Sequence[str],
                class_colors: Sequence[Sequence[int]], dataset: str = "",
+               lowering: lowering_lib.Lowering = lowering_lib.SAVED_MODEL,
                name: Optional[str] = "segmenter"):
     """Wraps `model` and traces both functions.
 
@@ -87,6 +89,10 @@ class Segmenter(tf.Module):
       class_names: `K` names.
       class_colors: `K` RGB triples in 0..255.
       dataset: the records' dataset name (metadata.json's "dataset").
+      lowering: the model's form: `SAVED_MODEL` (the default; builtin
+        TensorFlow ops, what TF Serving runs) for a segmenter that is
+        exported, `IN_PROCESS` (the compiled sweep where it loads) for one
+        that only runs here.
       name: module name.
 
     Raises:
@@ -97,6 +103,7 @@ class Segmenter(tf.Module):
       raise ValueError(f"the model predicts {model.num_classes} classes, but got "
                        f"{len(class_names)} names and {len(class_colors)} colours")
     self.model = model
+    self.lowering = lowering
     self.num_classes = model.num_classes
     with self.name_scope:
       self.class_names = tf.Variable([str(n) for n in class_names], trainable=False,
@@ -182,15 +189,22 @@ class Segmenter(tf.Module):
 
   def _predict(self, images: tf.Tensor) -> dict:
     """uint8 `[B, H, W, 3]` -> int32 classes, float32 real-class probabilities."""
-    logits = self.model(images)  # [B, H, W, K or K + 1]
-    probabilities = tf.nn.softmax(logits, axis=-1)[..., :self.num_classes]
-    classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)  # [B, H, W]
-    return {CLASSES_KEY: classes, PROBABILITIES_KEY: probabilities}
+    return postprocess(self.model(images, self.lowering), self.num_classes)
 
   def signatures(self) -> dict:
     """`{signature name: concrete function}` for `tf.saved_model.save`."""
     return {DEFAULT_SIGNATURE: self.serve_images.get_concrete_function(),
             BYTES_SIGNATURE: self.serve_bytes.get_concrete_function()}
+
+
+def postprocess(logits: tf.Tensor, num_classes: int) -> dict:
+  """Logits `[B, H, W, K or K + 1]` -> `{"classes": int32 [B, H, W],
+  "probabilities": float32 [B, H, W, K]}`: the softmax over every output,
+  then the real classes only (void is never predicted). Shared by the
+  SavedModel, LiteRT and ONNX serving functions."""
+  probabilities = tf.nn.softmax(logits, axis=-1)[..., :num_classes]
+  classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+  return {CLASSES_KEY: classes, PROBABILITIES_KEY: probabilities}
 
 
 def export_saved_model(segmenter: Segmenter, export_dir: str, version: int,

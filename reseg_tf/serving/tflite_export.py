@@ -20,8 +20,9 @@ handling included) at a fixed shape:
 
 with the preprocessing inside. The ops are TFLite builtins only
 (`TFLITE_BUILTINS`, no Flex), so any LiteRT interpreter runs it; the model
-is built in the form `model/unrolled.py` describes (static shapes, unrolled
-sweeps; why there). `dynamic_range`: the converter's dynamic-range
+is built in the `lowering.FIXED_SIZE` form (static shapes, the ReNet sweeps
+unrolled into one step per time step, the input resize as constant
+matrices, float32 throughout; docs/performance.md says why unrolled). `dynamic_range`: the converter's dynamic-range
 quantization (weights of the matmuls and convolutions in int8, activations
 float32, quantized on the fly): less than half the size at CamVid's (the
 unrolled graph itself is not quantized), classes close to the float32
@@ -43,8 +44,8 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.common.errors import InputError, MissingFileError
+from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model import reseg as model_lib
-from reseg_tf.model import unrolled
 from reseg_tf.serving import segmenter as segmenter_lib
 
 FLOAT32 = "float32"
@@ -69,26 +70,25 @@ def parse_input_size(text: Optional[str], flag: str = "--input_size") -> Tuple[i
 
 
 def serving_function(model: model_lib.ReSeg, input_size: Sequence[int],
-                     batch_size: int = 1) -> tf.types.experimental.PolymorphicFunction:
+                     batch_size: int = 1,
+                     lowering: lowering_lib.Lowering = lowering_lib.FIXED_SIZE
+                     ) -> tf.types.experimental.PolymorphicFunction:
   """The `tf.function` converted: `serving_default` at a fixed shape (also
-  the ONNX export's, `onnx_export.py`)."""
+  the ONNX export's, `onnx_export.py`), with the model in `lowering`'s form
+  (`FIXED_SIZE`: builtin TFLite ops only)."""
   height, width = input_size
 
   @tf.function(input_signature=[tf.TensorSpec(
       [batch_size, height, width, 3], tf.uint8, name=segmenter_lib.IMAGES_KEY)])
   def serve(images):
-    # As Segmenter._predict, with the convertible form of the model.
-    logits = unrolled.logits(model, images)  # [B, H, W, K or K + 1]
-    probabilities = tf.nn.softmax(logits, axis=-1)[..., :model.num_classes]
-    classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-    return {segmenter_lib.CLASSES_KEY: classes,
-            segmenter_lib.PROBABILITIES_KEY: probabilities}
+    return segmenter_lib.postprocess(model(images, lowering), model.num_classes)
 
   return serve
 
 
 def convert(model: model_lib.ReSeg, input_size: Sequence[int], batch_size: int = 1,
-            variants: Sequence[str] = (FLOAT32,)) -> Dict[str, bytes]:
+            variants: Sequence[str] = (FLOAT32,),
+            lowering: lowering_lib.Lowering = lowering_lib.FIXED_SIZE) -> Dict[str, bytes]:
   """Converts `model` at a fixed size to TFLite flatbuffers.
 
   Args:
@@ -96,6 +96,8 @@ def convert(model: model_lib.ReSeg, input_size: Sequence[int], batch_size: int =
     input_size: `(H, W)`.
     batch_size: `B`.
     variants: any of `VARIANTS`: `"float32"`, `"dynamic_range"`.
+    lowering: the model's form (`FIXED_SIZE`; other forms are for
+      benchmarks, e.g. the rejected `tf.scan` sweeps).
 
   Returns:
     `{variant: flatbuffer}`.
@@ -107,7 +109,7 @@ def convert(model: model_lib.ReSeg, input_size: Sequence[int], batch_size: int =
   if unknown or batch_size < 1:
     raise ValueError(f"variants must be among {VARIANTS} and batch_size >= 1, got "
                      f"{tuple(variants)} and {batch_size}")
-  function = serving_function(model, input_size, batch_size).get_concrete_function()
+  function = serving_function(model, input_size, batch_size, lowering).get_concrete_function()
   models = {}
   for variant in variants:
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)

@@ -1,0 +1,379 @@
+// The compiled ReNet sweep: a whole GRU recurrence along one spatial axis of
+// a [B, H, W, C] map, forward (ResegGruSweep) and backward
+// (ResegGruSweepGrad), as TensorFlow CPU ops.
+//
+// The maths is reseg_tf/model/gru.py's (the reset gate scales h @ w_hc after
+// the matmul):
+//   r = sigmoid(gx_r + b_r + h w_hr)     u = sigmoid(gx_u + b_u + h w_hu)
+//   c = tanh(gx_c + b_c + r * (h w_hc))  h' = h + u * (c - h)
+// and the ops have the interface of renet_fused.py's XLA loops, so that one
+// Python sweep (reseg_tf/model/sweep.py) calls either:
+//   gx [B, H, W, D*3U]  input projections x @ w_x of D directions (no bias)
+//   w_h [D, U, 3U], b [D, 3U]
+//   hs [B, H, W, D*U]   the states, in input order; direction d runs in
+//                       reverse time when reverse[d].
+// The input projections and dw_h (one large matmul over every position,
+// after the loop) stay in TensorFlow, where oneDNN runs them.
+//
+// Why it is fast: every line (a row or column of the map) recurs on its own,
+// so the lines are split once into one contiguous block per thread of
+// TensorFlow's intra-op pool, and each thread runs the whole sweep of its
+// block with no synchronisation between time steps. Per step and direction a
+// thread does one GEMM for h @ w_h on all its lines (gemm.h: AVX-512 / AVX2
+// fp32, or bf16 with fp32 accumulation on AMX / AVX512-BF16, chosen from the
+// CPU's flags at run time) and one fused pass over the gates; the backward
+// pass likewise, with one GEMM for dgates @ w_h^T.
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "Eigen/Core"
+#include "gemm.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace reseg {
+namespace {
+
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+using ::tensorflow::errors::InvalidArgument;
+using Array = Eigen::Map<Eigen::ArrayXf>;
+using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
+using reseg_kernels::Precision;
+
+// Where time step t of line l lives in a [B, H, W] grid. Along the rows
+// (axis 2) a line is one (b, h) and time runs over w; down the columns
+// (axis 1) a line is one (b, w) and time runs over h.
+struct Geometry {
+  int64_t batch, height, width;
+  int axis;
+  int64_t steps() const { return axis == 2 ? width : height; }
+  int64_t lines() const { return batch * (axis == 2 ? height : width); }
+  int64_t position(int64_t line, int64_t t) const {
+    if (axis == 2) return line * width + t;
+    const int64_t b = line / width, w = line % width;
+    return (b * height + t) * width + w;
+  }
+};
+
+// Attributes shared by both ops.
+struct SweepAttrs {
+  int axis = 2;
+  std::vector<bool> reverse;
+  Precision precision = Precision::kFloat32;
+
+  explicit SweepAttrs(OpKernelConstruction* context) {
+    OP_REQUIRES_OK(context, context->GetAttr("axis", &axis));
+    OP_REQUIRES(context, axis == 1 || axis == 2,
+                InvalidArgument("axis must be 1 or 2, got ", axis));
+    OP_REQUIRES_OK(context, context->GetAttr("reverse", &reverse));
+    OP_REQUIRES(context, !reverse.empty(),
+                InvalidArgument("reverse needs one entry per direction"));
+    bool bf16 = false;
+    OP_REQUIRES_OK(context, context->GetAttr("bf16", &bf16));
+    precision = bf16 ? Precision::kBfloat16 : Precision::kFloat32;
+  }
+  int directions() const { return static_cast<int>(reverse.size()); }
+  // Time index of processing step p of direction d.
+  int64_t time(int64_t p, int d, int64_t steps) const {
+    return reverse[d] ? steps - 1 - p : p;
+  }
+};
+
+// Runs fn(first_line, end_line) on one contiguous block of lines per thread.
+template <typename Fn>
+void ForEachLineBlock(OpKernelContext* context, int64_t lines, const Fn& fn) {
+  auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
+  const int64_t threads = std::max(1, pool->NumThreads());
+  const int64_t block = (lines + threads - 1) / threads;
+  pool->ParallelFor(
+      lines, tsl::thread::ThreadPool::SchedulingParams::Fixed(block),
+      [&fn](int64_t begin, int64_t end) { fn(begin, end); });
+}
+
+// w_h [U, 3U] of every direction packed for the GEMMs: as the right-hand
+// side of h @ w_h, or transposed ([3U, U]) for dgates @ w_h^T.
+std::vector<reseg_kernels::PackedB> PackRecurrentWeights(
+    const Tensor& w_h, bool transposed, Precision precision) {
+  const int directions = w_h.dim_size(0), units = w_h.dim_size(1);
+  const int k = transposed ? 3 * units : units, n = transposed ? units : 3 * units;
+  const float* data = w_h.flat<float>().data();
+  std::vector<reseg_kernels::PackedB> packed(directions);
+  for (int d = 0; d < directions; ++d) {
+    packed[d].Pack(data + int64_t(d) * units * 3 * units, k, n, 3 * units,
+                   transposed, precision);
+  }
+  return packed;
+}
+
+Geometry GeometryOf(const Tensor& map, int axis) {
+  return {map.dim_size(0), map.dim_size(1), map.dim_size(2), axis};
+}
+
+class GruSweepOp : public OpKernel {
+ public:
+  explicit GruSweepOp(OpKernelConstruction* context)
+      : OpKernel(context), attrs_(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& gx = context->input(0);
+    const Tensor& w_h = context->input(1);
+    const Tensor& b = context->input(2);
+    const int num_dir = attrs_.directions();
+    OP_REQUIRES(context, w_h.dims() == 3 && w_h.dim_size(0) == num_dir &&
+                             w_h.dim_size(2) == 3 * w_h.dim_size(1),
+                InvalidArgument("w_h must be [D, U, 3U] with D = ", num_dir,
+                                ", got ", w_h.shape().DebugString()));
+    const int64_t units = w_h.dim_size(1), gates = 3 * units;
+    OP_REQUIRES(context, gx.dims() == 4 && gx.dim_size(3) == num_dir * gates,
+                InvalidArgument("gx must be [B, H, W, D*3U] = [.., ",
+                                num_dir * gates, "], got ",
+                                gx.shape().DebugString()));
+    OP_REQUIRES(context, b.NumElements() == num_dir * gates,
+                InvalidArgument("b must hold D*3U = ", num_dir * gates,
+                                " values, got ", b.shape().DebugString()));
+    const Geometry grid = GeometryOf(gx, attrs_.axis);
+    const int64_t steps = grid.steps(), lines = grid.lines();
+
+    Tensor* hs_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+        0, TensorShape({grid.batch, grid.height, grid.width, num_dir * units}),
+        &hs_tensor));
+    // The gates (r, u, c, h @ w_hc) by processing step, for the backward op.
+    Tensor* saved_tensor = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(
+        1, TensorShape({steps, num_dir, lines, 4 * units}), &saved_tensor));
+    if (steps == 0 || lines == 0) return;
+
+    const auto weights = PackRecurrentWeights(w_h, false, attrs_.precision);
+    const float* gx_data = gx.flat<float>().data();
+    const float* b_data = b.flat<float>().data();
+    float* hs = hs_tensor->flat<float>().data();
+    float* saved = saved_tensor->flat<float>().data();
+
+    ForEachLineBlock(context, lines, [&](int64_t first, int64_t end) {
+      const int64_t n = end - first;
+      std::vector<float> state(num_dir * n * units, 0.0f);
+      std::vector<float> gates_h(n * gates);
+      for (int64_t p = 0; p < steps; ++p) {
+        for (int d = 0; d < num_dir; ++d) {
+          const int64_t t = attrs_.time(p, d, steps);
+          float* h = state.data() + d * n * units;
+          reseg_kernels::Gemm(n, h, units, weights[d], gates_h.data(), gates,
+                              /*accumulate=*/false);
+          const float* bias = b_data + d * gates;
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t pos = grid.position(first + i, t);
+            const float* gx_row = gx_data + pos * num_dir * gates + d * gates;
+            const float* gh_row = gates_h.data() + i * gates;
+            float* keep = saved + ((p * num_dir + d) * lines + first + i) * 4 * units;
+            Array r(keep, units), u(keep + units, units),
+                c(keep + 2 * units, units), h_c(keep + 3 * units, units);
+            Array h_row(h + i * units, units);
+            h_c = ConstArray(gh_row + 2 * units, units);
+            r = (ConstArray(gx_row, units) + ConstArray(bias, units) +
+                 ConstArray(gh_row, units)).logistic();
+            u = (ConstArray(gx_row + units, units) +
+                 ConstArray(bias + units, units) +
+                 ConstArray(gh_row + units, units)).logistic();
+            c = (ConstArray(gx_row + 2 * units, units) +
+                 ConstArray(bias + 2 * units, units) + r * h_c).tanh();
+            h_row += u * (c - h_row);
+            std::memcpy(hs + pos * num_dir * units + d * units, h_row.data(),
+                        units * sizeof(float));
+          }
+        }
+      }
+    });
+  }
+
+ private:
+  SweepAttrs attrs_;
+};
+
+class GruSweepGradOp : public OpKernel {
+ public:
+  explicit GruSweepGradOp(OpKernelConstruction* context)
+      : OpKernel(context), attrs_(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& dhs_tensor = context->input(0);
+    const Tensor& hs_tensor = context->input(1);
+    const Tensor& saved_tensor = context->input(2);
+    const Tensor& w_h = context->input(3);
+    const int num_dir = attrs_.directions();
+    const int64_t units = w_h.dim_size(1), gates = 3 * units;
+    OP_REQUIRES(context, hs_tensor.shape() == dhs_tensor.shape() &&
+                             hs_tensor.dims() == 4 &&
+                             hs_tensor.dim_size(3) == num_dir * units,
+                InvalidArgument("hs and dhs must both be [B, H, W, D*U]"));
+    const Geometry grid = GeometryOf(hs_tensor, attrs_.axis);
+    const int64_t steps = grid.steps(), lines = grid.lines();
+    OP_REQUIRES(context, saved_tensor.NumElements() ==
+                             steps * num_dir * lines * 4 * units,
+                InvalidArgument("saved does not match hs"));
+
+    const TensorShape gate_shape(
+        {grid.batch, grid.height, grid.width, num_dir * gates});
+    Tensor *dgx_tensor = nullptr, *dgh_tensor = nullptr, *db_tensor = nullptr;
+    // d(x @ w_x + b) and d(h @ w_h): they differ in the candidate block
+    // (d_c against d_c * r). dgh feeds dw_h's one large matmul.
+    OP_REQUIRES_OK(context, context->allocate_output(0, gate_shape, &dgx_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(1, gate_shape, &dgh_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(
+        2, TensorShape({num_dir, gates}), &db_tensor));
+    float* db = db_tensor->flat<float>().data();
+    std::fill(db, db + num_dir * gates, 0.0f);
+    if (steps == 0 || lines == 0) {
+      dgx_tensor->flat<float>().setZero();
+      dgh_tensor->flat<float>().setZero();
+      return;
+    }
+
+    const auto weights_t = PackRecurrentWeights(w_h, true, attrs_.precision);
+    const float* dhs = dhs_tensor.flat<float>().data();
+    const float* hs = hs_tensor.flat<float>().data();
+    const float* saved = saved_tensor.flat<float>().data();
+    float* dgx = dgx_tensor->flat<float>().data();
+    float* dgh = dgh_tensor->flat<float>().data();
+    // One db per block, summed after the loop in a fixed order: the result
+    // does not depend on which thread ran which block.
+    const auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
+    const int64_t threads = std::max(1, pool->NumThreads());
+    const int64_t block = (lines + threads - 1) / threads;
+    std::vector<std::vector<float>> block_db((lines + block - 1) / block);
+
+    ForEachLineBlock(context, lines, [&](int64_t first, int64_t end) {
+      const int64_t n = end - first;
+      std::vector<float> dstate(num_dir * n * units, 0.0f);
+      std::vector<float> dgates_h(n * gates);
+      std::vector<float>& my_db = block_db[first / block];
+      my_db.assign(num_dir * gates, 0.0f);
+      const std::vector<float> zeros(units, 0.0f);
+      for (int64_t p = steps - 1; p >= 0; --p) {
+        for (int d = 0; d < num_dir; ++d) {
+          const int64_t t = attrs_.time(p, d, steps);
+          float* dh = dstate.data() + d * n * units;
+          Array db_r(my_db.data() + d * gates, units),
+              db_u(my_db.data() + d * gates + units, units),
+              db_c(my_db.data() + d * gates + 2 * units, units);
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t line = first + i, pos = grid.position(line, t);
+            const float* h_prev =
+                p > 0 ? hs + grid.position(line, attrs_.time(p - 1, d, steps)) *
+                                 num_dir * units + d * units
+                      : zeros.data();
+            const float* keep =
+                saved + ((p * num_dir + d) * lines + line) * 4 * units;
+            ConstArray r(keep, units), u(keep + units, units),
+                c(keep + 2 * units, units), h_c(keep + 3 * units, units);
+            Array dh_row(dh + i * units, units);
+            dh_row += ConstArray(dhs + pos * num_dir * units + d * units, units);
+            float* dgx_row = dgx + pos * num_dir * gates + d * gates;
+            Array d_r(dgx_row, units), d_u(dgx_row + units, units),
+                d_c(dgx_row + 2 * units, units);
+            d_c = dh_row * u * (1.0f - c * c);  // Through tanh.
+            d_r = d_c * h_c * r * (1.0f - r);
+            d_u = dh_row * (c - ConstArray(h_prev, units)) * u * (1.0f - u);
+            float* dgh_row = dgates_h.data() + i * gates;
+            std::memcpy(dgh_row, dgx_row, 2 * units * sizeof(float));
+            Array(dgh_row + 2 * units, units) = d_c * r;
+            std::memcpy(dgh + pos * num_dir * gates + d * gates, dgh_row,
+                        gates * sizeof(float));
+            db_r += d_r;
+            db_u += d_u;
+            db_c += d_c;
+            dh_row *= 1.0f - u;
+          }
+          // dh (to the previous step) += dgates_h @ w_h^T.
+          reseg_kernels::Gemm(n, dgates_h.data(), gates, weights_t[d], dh, units,
+                              /*accumulate=*/true);
+        }
+      }
+    });
+    for (const auto& partial : block_db) {
+      for (int64_t j = 0; j < num_dir * gates; ++j) db[j] += partial[j];
+    }
+  }
+
+ private:
+  SweepAttrs attrs_;
+};
+
+}  // namespace
+}  // namespace reseg
+
+namespace tensorflow {
+
+REGISTER_OP("ResegGruSweep")
+    .Input("gx: float")
+    .Input("w_h: float")
+    .Input("b: float")
+    .Output("hs: float")
+    .Output("saved: float")
+    .Attr("axis: int")
+    .Attr("reverse: list(bool)")
+    .Attr("bf16: bool = false")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      std::vector<bool> reverse;
+      int axis = 0;
+      TF_RETURN_IF_ERROR(c->GetAttr("reverse", &reverse));
+      TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
+      shape_inference::ShapeHandle gx, w_h;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 4, &gx));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 3, &w_h));
+      shape_inference::DimensionHandle units = c->Dim(w_h, 1), hs_channels;
+      TF_RETURN_IF_ERROR(c->Multiply(units, int64_t(reverse.size()), &hs_channels));
+      c->set_output(0, c->MakeShape({c->Dim(gx, 0), c->Dim(gx, 1), c->Dim(gx, 2),
+                                     hs_channels}));
+      shape_inference::DimensionHandle lines, saved_channels;
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(gx, 0), c->Dim(gx, axis == 2 ? 1 : 2),
+                                     &lines));
+      TF_RETURN_IF_ERROR(c->Multiply(units, 4, &saved_channels));
+      c->set_output(1, c->MakeShape({c->Dim(gx, axis), c->MakeDim(int64_t(reverse.size())),
+                                     lines, saved_channels}));
+      return OkStatus();
+    })
+    .Doc("A whole GRU sweep of D directions along axis (reseg_tf/kernels/gru_sweep.cc).");
+
+REGISTER_OP("ResegGruSweepGrad")
+    .Input("dhs: float")
+    .Input("hs: float")
+    .Input("saved: float")
+    .Input("w_h: float")
+    .Output("dgx: float")
+    .Output("dgh: float")
+    .Output("db: float")
+    .Attr("axis: int")
+    .Attr("reverse: list(bool)")
+    .Attr("bf16: bool = false")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      std::vector<bool> reverse;
+      TF_RETURN_IF_ERROR(c->GetAttr("reverse", &reverse));
+      shape_inference::ShapeHandle hs, w_h;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 4, &hs));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 3, &w_h));
+      shape_inference::DimensionHandle gates, channels;
+      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(w_h, 1), 3, &gates));
+      TF_RETURN_IF_ERROR(c->Multiply(gates, int64_t(reverse.size()), &channels));
+      auto gate_map = c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), c->Dim(hs, 2), channels});
+      c->set_output(0, gate_map);
+      c->set_output(1, gate_map);
+      c->set_output(2, c->MakeShape({c->MakeDim(int64_t(reverse.size())), gates}));
+      return OkStatus();
+    })
+    .Doc("The gradient of ResegGruSweep (reseg_tf/kernels/gru_sweep.cc).");
+
+REGISTER_KERNEL_BUILDER(Name("ResegGruSweep").Device(DEVICE_CPU),
+                        reseg::GruSweepOp);
+REGISTER_KERNEL_BUILDER(Name("ResegGruSweepGrad").Device(DEVICE_CPU),
+                        reseg::GruSweepGradOp);
+
+}  // namespace tensorflow

@@ -1,0 +1,190 @@
+"""The compiled sweep: `kernels/gru_sweep.cc` built on first use, and the
+`'compiled'` recurrence of `model/sweep.py` that runs it.
+
+The C++ op runs a whole GRU recurrence (every time step, one or both
+directions) and its gradient; the input projections and `dw_h` stay in
+TensorFlow, as large matmuls that oneDNN runs (in bfloat16 when the layer's
+`compute_dtype` is). With `compute_dtype=bfloat16` the recurrent GEMMs also
+run in bfloat16 with float32 accumulation and a float32 state, on AMX or
+AVX512-BF16 where the CPU has them (chosen at run time, so one build serves
+both CPU families); elsewhere on bf16-rounded values in float32.
+
+Building: the sources are compiled with the machine's C++ compiler against
+the installed TensorFlow's headers (`tf.sysconfig`), once, into
+`<cache>/kernels/gru_sweep-<hash>.so` (`common.machine.cache_dir()`), where
+the hash covers the sources, the flags, the compiler and TensorFlow's
+version, the way `torch.utils.cpp_extension.load` caches its builds. Where
+the op cannot be built or loaded (no compiler, not x86-64 with AVX2 and FMA,
+`RESEG_TF_COMPILED_SWEEP=0`), `load()` logs one line saying why and returns
+None, and `lowering.py` uses the XLA sweep instead.
+"""
+
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import time
+from typing import Optional, Sequence
+
+import tensorflow as tf
+from absl import logging
+
+from reseg_tf.common import machine
+
+KERNEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "kernels")
+SOURCE = "gru_sweep.cc"
+HEADERS = ("gemm.h",)
+DISABLE_ENV = "RESEG_TF_COMPILED_SWEEP"  # "0": never build or load the op.
+COMPILER_ENV = "CXX"
+# The baseline every x86-64 CPU of the last decade has; AVX-512, AVX512-BF16
+# and AMX paths carry their own target attributes and are chosen at run time.
+ARCH_FLAGS = ("-mavx2", "-mfma", "-mf16c")
+REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
+BUILD_TIMEOUT_S = 600
+
+
+def _compiler() -> Optional[str]:
+  return shutil.which(os.environ.get(COMPILER_ENV, "g++"))
+
+
+def _flags() -> list:
+  return (["-std=c++17", "-shared", "-fPIC", "-O3", *ARCH_FLAGS, f"-I{KERNEL_DIR}",
+           "-Wno-deprecated-declarations"] + tf.sysconfig.get_compile_flags() +
+          tf.sysconfig.get_link_flags())
+
+
+def library_path(compiler: str) -> str:
+  """The cached build for these sources, flags, compiler and TensorFlow."""
+  digest = hashlib.sha256()
+  for name in (SOURCE, *HEADERS):
+    with open(os.path.join(KERNEL_DIR, name), "rb") as f:
+      digest.update(f.read())
+  version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                           check=False).stdout
+  digest.update("\0".join([tf.__version__, version, *_flags()]).encode())
+  return os.path.join(machine.cache_dir(), "kernels",
+                      f"gru_sweep-{digest.hexdigest()[:16]}.so")
+
+
+def build(compiler: str, path: str) -> None:
+  """Compiles the op into `path` (atomically: concurrent builds are safe).
+
+  Raises:
+    RuntimeError: the compiler failed; the message holds its first error.
+  """
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  temporary = f"{path}.{os.getpid()}.tmp"
+  logging.info("Building the compiled ReNet sweep (once per machine and "
+               "TensorFlow version): %s", path)
+  start = time.perf_counter()
+  result = subprocess.run(
+      [compiler, os.path.join(KERNEL_DIR, SOURCE), "-o", temporary, *_flags()],
+      capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+  if result.returncode:
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    raise RuntimeError(f"{compiler} failed: {(errors or [result.stderr.strip()])[0]}")
+  os.replace(temporary, path)
+  logging.info("Built the compiled ReNet sweep in %.0f s.", time.perf_counter() - start)
+
+
+def _why_not_buildable() -> Optional[str]:
+  if os.environ.get(DISABLE_ENV, "1") == "0":
+    return f"{DISABLE_ENV}=0"
+  if platform.machine() not in ("x86_64", "AMD64"):
+    return f"it is written for x86-64 CPUs, this is {platform.machine()}"
+  missing = [f for f in REQUIRED_CPU_FLAGS if f not in machine.cpu_flags()]
+  if missing:
+    return f"the CPU lacks {', '.join(missing)}"
+  if _compiler() is None:
+    return f"no C++ compiler ({os.environ.get(COMPILER_ENV, 'g++')}) on the PATH"
+  return None
+
+
+@functools.cache
+def load():
+  """The op library, built if needed; None (after one log line) if it
+  cannot be built or loaded here."""
+  reason = _why_not_buildable()
+  if reason is None:
+    try:
+      compiler = _compiler()
+      path = library_path(compiler)
+      if not os.path.exists(path):
+        build(compiler, path)
+      return tf.load_op_library(path)
+    except (OSError, RuntimeError, subprocess.SubprocessError, tf.errors.OpError) as e:
+      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+  logging.warning("The compiled ReNet sweep is not available (%s): the XLA sweep runs "
+                  "instead.", reason)
+  return None
+
+
+def available() -> bool:
+  return load() is not None
+
+
+def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int,
+               reverse: Sequence[bool], compute_dtype=None) -> tf.Tensor:
+  """The compiled recurrence (see `sweep.py` for the arguments): GRU only.
+
+  Any shape, static or not. `compute_dtype=bfloat16` runs the recurrent
+  GEMMs and `dw_h`'s matmul in bfloat16 (float32 accumulation and state).
+  """
+  if core != "gru":
+    raise ValueError(f"the compiled sweep runs GRU cores only, got {core!r}")
+  ops = load()
+  if ops is None:
+    raise RuntimeError("the compiled sweep is not available (see the log)")
+  reverse = [bool(r) for r in reverse]
+  bf16 = compute_dtype is not None and tf.as_dtype(compute_dtype) == tf.bfloat16
+  attrs = dict(axis=axis, reverse=reverse, bf16=bf16)
+
+  @tf.custom_gradient
+  def run(gx, w_h, b):
+    hs, saved = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+
+    def grad(dhs):
+      dgx, dgh, db = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
+      dw_h = recurrent_weight_gradient(hs, dgh, axis, reverse,
+                                       tf.bfloat16 if bf16 else tf.float32)
+      return dgx, dw_h, db
+
+    return hs, grad
+
+  return run(gx, w_h, b)
+
+
+def recurrent_weight_gradient(hs: tf.Tensor, dgates_h: tf.Tensor, axis: int,
+                              reverse: Sequence[bool], compute_dtype) -> tf.Tensor:
+  """`dw_h [D, U, 3U]`: the sum over steps of `h_prev^T @ d(h @ w_h)`, as one
+  large matmul per direction over every position after the loop.
+
+  `h_prev` of the step at time t is the state at t - 1 (t + 1 in reverse);
+  the first step of each line starts from zero and adds nothing.
+  """
+  num_dir = len(reverse)
+  units = hs.shape[-1] // num_dir
+  steps = tf.shape(hs)[axis]
+  gradients = []
+  for d, backwards in enumerate(reverse):
+    h = hs[..., d * units:(d + 1) * units]
+    dg = dgates_h[..., d * 3 * units:(d + 1) * 3 * units]
+    if backwards:
+      h_prev, dg = _time_slice(h, axis, 1, steps), _time_slice(dg, axis, 0, steps - 1)
+    else:
+      h_prev, dg = _time_slice(h, axis, 0, steps - 1), _time_slice(dg, axis, 1, steps)
+    a = tf.cast(tf.reshape(h_prev, [-1, units]), compute_dtype)
+    g = tf.cast(tf.reshape(dg, [-1, 3 * units]), compute_dtype)
+    gradients.append(tf.cast(tf.matmul(a, g, transpose_a=True), tf.float32))
+  return tf.stack(gradients)
+
+
+def _time_slice(x: tf.Tensor, axis: int, start, stop) -> tf.Tensor:
+  begin = [0, 0, 0, 0]
+  size = [-1, -1, -1, -1]
+  begin[axis] = start
+  size[axis] = stop - start
+  return tf.slice(x, begin, size)

@@ -1,0 +1,173 @@
+"""The compiled sweep (kernels/gru_sweep.cc) against the `tf.scan` reference:
+outputs and every gradient over mode x axis x odd sizes, finite differences,
+bfloat16, the op's own checks, and the fallback when it cannot load."""
+
+import itertools
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from reseg_tf.model import cells, compiled_sweep, lowering, renet, sweep
+from reseg_tf.serving import segmenter as segmenter_lib
+
+_NEEDS_OP = "the compiled sweep did not build or load here (see the log)"
+# [B, H, W]: one step, one line, a line count that is not a multiple of the
+# two threads, and odd sizes everywhere.
+_SIZES = ((1, 1, 1), (1, 1, 4), (1, 4, 1), (3, 1, 5), (2, 3, 5), (3, 5, 7))
+
+
+def _weights(rng, channels, units, stacked, dtype=np.float32):
+  g = 3 * units
+  shapes = ([channels, g], [units, g], [g], [units if stacked else channels, g], [units, g], [g])
+  return [tf.constant(rng.normal(0.0, 0.5, s).astype(dtype)) for s in shapes]
+
+
+def _sweep_and_gradients(x, axis, weights, stacked, form, compute_dtype=None):
+  recurrence = lowering.recurrence(form, "gru", x)
+  with tf.GradientTape() as tape:
+    tape.watch([x, *weights])
+    out = sweep.bidirectional(x, axis, weights[:3], weights[3:], "gru", stacked, recurrence,
+                              compute_dtype)
+    # A fixed non-linear read of every output, so that every gradient differs.
+    loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+  return out, tape.gradient(loss, [x, *weights])
+
+
+class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    if not compiled_sweep.available():
+      self.skipTest(_NEEDS_OP)
+
+  @parameterized.product(stacked=(True, False), axis=(1, 2))
+  def test_outputs_and_gradients_match_scan(self, stacked, axis):
+    rng = np.random.default_rng(axis + 2 * stacked)
+    for size in _SIZES:
+      channels, units = 3, 5
+      x = tf.constant(rng.normal(size=[*size, channels]).astype(np.float32))
+      weights = _weights(rng, channels, units, stacked)
+      want, want_grads = _sweep_and_gradients(x, axis, weights, stacked, "scan")
+      for execution in ("eager", "function"):
+        fn = (_sweep_and_gradients if execution == "eager"
+              else tf.function(_sweep_and_gradients, reduce_retracing=False))
+        got, got_grads = fn(x, axis, weights, stacked, "compiled")
+        msg = f"size {size} {execution}"
+        self.assertAllClose(got, want, atol=1e-5, rtol=1e-5, msg=msg)
+        names = ["x", "w_x", "w_h", "b", "w_x back", "w_h back", "b back"]
+        for name, g_got, g_want in zip(names, got_grads, want_grads):
+          self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5, msg=f"{msg} d{name}")
+
+  def test_unknown_sizes_match_scan(self):
+    layer = renet.ReNetLayer(3, 4, patch_size=(2, 2))
+    x = tf.random.normal([2, 5, 7, 3])
+    fn = tf.function(lambda t: layer(t, "compiled"), input_signature=[
+        tf.TensorSpec([None, None, None, 3], tf.float32)])
+    self.assertAllClose(fn(x), layer(x, "scan"), atol=1e-5)
+
+  def test_gradients_match_finite_differences(self):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=[1, 2, 3, 2])
+    weights = [w.numpy().astype(np.float64) for w in _weights(rng, 2, 3, stacked=False)]
+    recurrence = compiled_sweep.recurrence
+
+    def f(x, *weights):  # float32 inside (the op's dtype), float64 outside.
+      weights = [tf.cast(w, tf.float32) for w in weights]
+      out = sweep.bidirectional(tf.cast(x, tf.float32), 2, weights[:3], weights[3:], "gru",
+                                False, recurrence)
+      return tf.cast(tf.reduce_sum(tf.sin(out)), tf.float64)
+
+    theoretical, numerical = tf.test.compute_gradient(
+        f, [tf.constant(a) for a in [x, *weights]], delta=1e-3)
+    for t, n in zip(theoretical, numerical):
+      self.assertAllClose(t, n, atol=2e-3, rtol=2e-3)
+
+  @parameterized.parameters(True, False)
+  def test_bfloat16_stays_close_to_float32(self, stacked):
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=[2, 6, 9, 16]).astype(np.float32))
+    weights = _weights(rng, 16, 8, stacked)
+    want, want_grads = _sweep_and_gradients(x, 2, weights, stacked, "scan")
+    got, got_grads = _sweep_and_gradients(x, 2, weights, stacked, "compiled", tf.bfloat16)
+    self.assertEqual(got.dtype, tf.float32)
+    self.assertBetween(float(tf.reduce_max(tf.abs(got - want))), 1e-6, 5e-2)  # bf16 is used.
+    for g16, g32 in zip(got_grads, want_grads):
+      self.assertLess(float(tf.norm(g16 - g32) / tf.norm(g32)), 3e-2)
+
+  def test_op_rejects_inconsistent_inputs(self):
+    ops = compiled_sweep.load()
+    gx, w_h, b = tf.zeros([1, 2, 3, 6]), tf.zeros([1, 2, 6]), tf.zeros([1, 6])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "D\\*3U"):
+      ops.reseg_gru_sweep(tf.zeros([1, 2, 3, 7]), w_h, b, axis=2, reverse=[False])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "w_h must be"):
+      ops.reseg_gru_sweep(gx, tf.zeros([2, 2, 6]), b, axis=2, reverse=[False])
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "axis"):
+      ops.reseg_gru_sweep(gx, w_h, b, axis=3, reverse=[False])
+
+  def test_auto_is_compiled_outside_xla_and_fused_inside(self):
+    x = tf.zeros([1, 2, 3, 4])
+    self.assertEqual(lowering.sweep_form("auto", "gru", True), "compiled")
+    self.assertEqual(lowering.sweep_form("auto", "lstm", True), "scan")
+    forms = []
+    tf.function(lambda t: forms.append(lowering.sweep_form("auto", "gru", True)) or t,
+                jit_compile=True)(x)
+    self.assertEqual(forms, ["fused"])
+
+  def test_saved_model_form_holds_builtin_ops_only(self):
+    model_ops = {}
+    for name, form in (("saved", lowering.SAVED_MODEL), ("in_process", lowering.IN_PROCESS)):
+      tf.random.set_seed(0)
+      from reseg_tf.model import reseg  # noqa: PLC0415
+      model = reseg.ReSeg(num_classes=2, use_vgg=False, renet_units=(3,),
+                          renet_patch_sizes=((2, 2),), upsample_filters=(2,))
+      segmenter = segmenter_lib.Segmenter(model, ["a", "b"], [[0, 0, 0], [9, 9, 9]],
+                                          lowering=form)
+      graph = segmenter.serve_images.get_concrete_function().graph.as_graph_def()
+      ops = {node.op for node in graph.node}
+      for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+      model_ops[name] = ops
+    self.assertIn("ResegGruSweep", model_ops["in_process"])  # The check can fail.
+    self.assertNotIn("ResegGruSweep", model_ops["saved"])
+    self.assertFalse({op for op in model_ops["saved"] if op.startswith("Reseg")})
+
+
+class FallbackTest(tf.test.TestCase):
+
+  def test_unloadable_op_falls_back_to_the_fused_sweep(self):
+    with mock.patch.object(compiled_sweep, "load", return_value=None):
+      self.assertFalse(compiled_sweep.available())
+      self.assertEqual(lowering.sweep_form("auto", "gru", True), "fused")
+      self.assertEqual(lowering.sweep_form("compiled", "gru", True), "fused")
+      self.assertEqual(lowering.sweep_form("compiled", "gru", False), "scan")
+      layer = renet.ReNetLayer(3, 4)
+      x = tf.random.normal([1, 3, 4, 3])
+      self.assertAllClose(layer(x, "compiled"), layer(x, "scan"), atol=1e-5)
+
+  def test_disabled_by_environment_says_why(self):
+    with mock.patch.dict("os.environ", {compiled_sweep.DISABLE_ENV: "0"}):
+      self.assertEqual(compiled_sweep._why_not_buildable(), f"{compiled_sweep.DISABLE_ENV}=0")
+
+  def test_cpu_without_avx2_is_not_built_for(self):
+    with mock.patch.object(compiled_sweep.machine, "cpu_flags", return_value={"sse2"}):
+      self.assertIn("lacks avx2", compiled_sweep._why_not_buildable())
+
+
+def test_cells_are_the_reference_maths():
+  # One GRU step of cells against NumPy in float64: the maths every form shares.
+  rng = np.random.default_rng(0)
+  h, gx, w_h = rng.normal(size=[4, 3]), rng.normal(size=[4, 9]), rng.normal(size=[3, 9])
+  gh = h @ w_h
+  sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+  r, u = sig(gx[:, :3] + gh[:, :3]), sig(gx[:, 3:6] + gh[:, 3:6])
+  c = np.tanh(gx[:, 6:] + r * gh[:, 6:])
+  want = (1 - u) * h + u * c
+  got = cells.gru_step(tf.constant(h), tf.constant(gx), tf.constant(w_h)).numpy()
+  np.testing.assert_allclose(got, want, atol=1e-12)
+  assert list(itertools.chain(cells.GATES["gru"])) == ["r", "u", "c"]
+
+
+if __name__ == "__main__":
+  tf.test.main()
