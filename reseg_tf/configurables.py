@@ -60,10 +60,15 @@ _configured_train = gin.external_configurable(trainer.train, name="train",
 
 def train(model_dir: str) -> dict:
   """Trains as the parsed gin configuration says (`trainer.train`): the
-  option groups come from their own bindings (`Schedule.max_epochs = 60`)."""
+  option groups come from their own bindings (`Schedule.max_epochs = 60`).
+
+  Returns:
+    The run's summary as `train_result.json` holds it (`TrainResult.to_json`):
+    scripts read it by key.
+  """
   return _configured_train(
       model_dir=model_dir, schedule=Schedule(), optimisation=Optimisation(),
-      checkpointing=Checkpointing(), operative_config=gin.operative_config_str)
+      checkpointing=Checkpointing(), operative_config=gin.operative_config_str).to_json()
 
 
 def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),

@@ -15,9 +15,16 @@ A rerun of the same command resumes from the latest checkpoint in
 resumed run sees the same batches as an uninterrupted one. SIGINT and SIGTERM
 finish the current loop of steps, write a checkpoint and return. One trainer
 at a time owns a model_dir (`run_control.ModelDirLock`).
+
+`train` runs named phases in order: `_seed` (the global seed and op
+determinism), `run_setup.build_plan` (the immutable `RunPlan`),
+`_choose_jit_compile` (the XLA decision, which may time the step) and
+`run_setup.compile_steps`, `_restore`, `_begin_state` (the mutable
+`run_state.TrainState`), `_write_run_description`, then `_run_epoch` until
+the end, each validating with `_validate_and_checkpoint`, and `_finish`,
+which returns the typed `run_state.TrainResult` and writes it.
 """
 
-import json
 import math
 import os
 import time
@@ -31,7 +38,15 @@ from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import eval_pipeline, input_pipeline
 from reseg_tf.evaluation import eval_step, metrics, summaries
-from reseg_tf.training import distribute, options, run_control, run_setup
+from reseg_tf.training import (
+  distribute,
+  jit_choice,
+  options,
+  run_control,
+  run_setup,
+  run_state,
+  train_step,
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -62,7 +77,7 @@ def train(model_dir: str, *,
           jit_compile: Optional[bool] = None,
           init_from: Optional[str] = None,
           operative_config: Callable[[], str] = str,
-          **legacy_bindings) -> dict:
+          **legacy_bindings) -> run_state.TrainResult:
   """Trains until early stopping, `max_epochs` or `max_steps`.
 
   Args:
@@ -100,7 +115,7 @@ def train(model_dir: str, *,
       (`max_epochs=...`), moved into their option group.
 
   Returns:
-    A summary: final step, epoch, best validation mean IoU and its step.
+    The run's summary, also written to `model_dir/train_result.json`.
 
   Raises:
     InputError: records without metadata.json, a model whose number of
@@ -118,144 +133,179 @@ def train(model_dir: str, *,
   logging.info("Distribution: %s, %d replica(s).", type(strategy).__name__,
                strategy.num_replicas_in_sync)
   with run_control.ModelDirLock(write_dir):
-    run = run_setup.build(
-        model_dir, write_dir, strategy, model_fn, records_dir, batch_size,
-        groups["schedule"], groups["optimisation"], groups["checkpointing"],
-        input_options, cache_features, train_split, validation_split, seed,
-        deterministic, jit_compile)
-    _restore(run, init_from)
-    run.progress = RateLog("step", run.total_steps, logging.info, unit="steps",
-                           every_seconds=run.checkpointing.log_every_seconds,
-                           start=run.step)
-    _write_run_description(run, operative_config(), train_split, init_from)
+    _seed(seed, deterministic)
+    plan = run_setup.build_plan(
+        model_dir=model_dir, write_dir=write_dir, strategy=strategy, model_fn=model_fn,
+        records_dir=records_dir, batch_size=batch_size, schedule=groups["schedule"],
+        optimisation=groups["optimisation"], checkpointing=groups["checkpointing"],
+        input_options=input_options, cache_features=cache_features,
+        train_split=train_split, validation_split=validation_split, seed=seed)
+    steps = run_setup.compile_steps(plan, _choose_jit_compile(plan, jit_compile, deterministic))
+    _restore(plan, init_from)
+    state = _begin_state(plan)
+    _write_run_description(plan, state.step, operative_config(), init_from)
     with run_control.StopRequests() as stop:
-      while run.step < run.total_steps and not stop.signal_name:
-        if _run_epoch(run, stop):  # True: early stopping.
+      while state.step < plan.total_steps and not stop.signal_name:
+        if _run_epoch(plan, steps, state, stop):  # True: early stopping.
           break
-      _finish(run, stop.signal_name)
-  return run.result
+      result = _finish(plan, state, stop.signal_name)
+  return result
 
 
-def _restore(run: run_setup.Run, init_from: Optional[str]):
+def _seed(seed: int, deterministic: bool):
+  """Seeds TensorFlow's global generator (the model's initial weights draw
+  from it) and, when asked, switches op determinism on for the process."""
+  tf.random.set_seed(seed)
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def _choose_jit_compile(plan: run_setup.RunPlan, jit_compile: Optional[bool],
+                        deterministic: bool) -> bool:
+  """`jit_compile` when given, else the XLA decision for this plan's step on
+  this machine (`jit_choice.decide`: may time the step, or read the cache)."""
+  if jit_compile is not None:
+    return jit_compile
+  jit_compile, why = jit_choice.decide(
+      train_step.make_loss_and_gradients(plan.model, plan.loss_options),
+      plan.model.trainable_variables, lambda: run_setup.example_inputs(plan),
+      plan.total_steps, xla_excluded=run_setup.xla_excluded(plan.model, deterministic))
+  logging.info("Outer XLA function for the trainable part: %s (%s)",
+               "on" if jit_compile else "off", why)
+  return jit_compile
+
+
+def _restore(plan: run_setup.RunPlan, init_from: Optional[str]):
   """Resumes from the latest rolling checkpoint, if any; else reads the
   model's weights from `init_from`, if given."""
-  latest = run.manager.latest_checkpoint
+  latest = plan.manager.latest_checkpoint
   if not latest and init_from:
     path = run_files.find_weights(init_from)
-    run_files.read_weights(run.model, path)
+    run_files.read_weights(plan.model, path)
     logging.info("Started from the weights of %s.", path)
   elif latest:
     try:
-      run.manager.checkpoint.restore(latest).assert_existing_objects_matched()
+      plan.manager.checkpoint.restore(latest).assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
       raise InputError(latest, "does not fit the configured model and optimizer "
                        "(another configuration was trained in this model_dir?): "
                        f"{str(e).splitlines()[0][:300]}") from e
-    logging.info("Resumed from %s (step %d).", latest, run.step)
+    logging.info("Resumed from %s (step %d).", latest, int(plan.optimizer.iterations.numpy()))
 
 
-def _run_epoch(run: run_setup.Run, stop: run_control.StopRequests) -> bool:
+def _begin_state(plan: run_setup.RunPlan) -> run_state.TrainState:
+  """The state at the step the run starts from (0, or a resumed step)."""
+  return run_state.TrainState(
+      iterations=plan.optimizer.iterations,
+      progress=RateLog("step", plan.total_steps, logging.info, unit="steps",
+                       every_seconds=plan.checkpointing.log_every_seconds,
+                       start=int(plan.optimizer.iterations.numpy())))
+
+
+def _run_epoch(plan: run_setup.RunPlan, steps: run_setup.CompiledSteps,
+               state: run_state.TrainState, stop: run_control.StopRequests) -> bool:
   """Trains to the end of the current epoch (or a stop request), validating
   on schedule. Returns True when early stopping ends the run."""
-  step, epoch = run.step, run.step // run.steps_per_epoch
-  run.optimizer.learning_rate.assign(run_control.learning_rate_at(
-      epoch, run.initial_learning_rate, run.schedule.learning_rate_drop_epochs,
-      run.schedule.learning_rate_drop_factor))
-  iterator = iter(run.strategy.distribute_datasets_from_function(
-      lambda context: run.make_dataset(
-          run.batch_size, run.input_options,
-          seed=input_pipeline.epoch_seed(run.seed, epoch),
-          input_context=context).skip(step % run.steps_per_epoch)))
-  epoch_end = min((epoch + 1) * run.steps_per_epoch, run.total_steps)
+  step, epoch = state.step, state.step // plan.steps_per_epoch
+  plan.optimizer.learning_rate.assign(run_control.learning_rate_at(
+      epoch, plan.initial_learning_rate, plan.schedule.learning_rate_drop_epochs,
+      plan.schedule.learning_rate_drop_factor))
+  iterator = iter(plan.strategy.distribute_datasets_from_function(
+      lambda context: plan.make_dataset(
+          plan.batch_size, plan.input_options,
+          seed=input_pipeline.epoch_seed(plan.seed, epoch),
+          input_context=context).skip(step % plan.steps_per_epoch)))
+  epoch_end = min((epoch + 1) * plan.steps_per_epoch, plan.total_steps)
   while step < epoch_end and not stop.signal_name:
-    next_validation = (step // run.validate_every + 1) * run.validate_every
-    num_steps = min(run.schedule.steps_per_loop, epoch_end - step, next_validation - step)
+    next_validation = (step // plan.validate_every + 1) * plan.validate_every
+    num_steps = min(plan.schedule.steps_per_loop, epoch_end - step, next_validation - step)
     loop_start = time.monotonic()
-    loss = float(run.train_loop(iterator, tf.constant(num_steps)))
+    loss = float(steps.train_loop(iterator, tf.constant(num_steps)))
     step += num_steps
     if not math.isfinite(loss):
-      path = tf.train.Checkpoint(model=run.model, optimizer=run.optimizer).write(
-          os.path.join(run.write_dir, "nonfinite", "state"))
+      path = tf.train.Checkpoint(model=plan.model, optimizer=plan.optimizer).write(
+          os.path.join(plan.write_dir, "nonfinite", "state"))
       raise NonFiniteLossError(
           f"loss is {loss} at step {step}; the state that produced it is in "
-          f"{path}, the last good checkpoint in {run.manager.latest_checkpoint}")
-    images_per_second = num_steps * run.batch_size / (time.monotonic() - loop_start)
-    if run.chief:
-      summaries.write_scalars(run.train_writer, step, {
+          f"{path}, the last good checkpoint in {plan.manager.latest_checkpoint}")
+    images_per_second = num_steps * plan.batch_size / (time.monotonic() - loop_start)
+    if plan.chief:
+      summaries.write_scalars(plan.train_writer, step, {
           "loss": loss, "images_per_second": images_per_second,
-          "learning_rate": float(run.optimizer.learning_rate.numpy())})
-    run.progress.update(num_steps, detail=f"epoch {step / run.steps_per_epoch:.1f} "
-                    f"loss/image {loss:.4g} {images_per_second:.1f} images/s",
-                    force=step == run.total_steps)
-    if step % run.validate_every == 0 and run.validation_split:
-      if _validate_and_checkpoint(run, step):
+          "learning_rate": float(plan.optimizer.learning_rate.numpy())})
+    state.progress.update(num_steps, detail=f"epoch {step / plan.steps_per_epoch:.1f} "
+                          f"loss/image {loss:.4g} {images_per_second:.1f} images/s",
+                          force=step == plan.total_steps)
+    if step % plan.validate_every == 0 and plan.validation_split:
+      if _validate_and_checkpoint(plan, steps, state, step):
         return True
   return False
 
 
-def _validate_and_checkpoint(run: run_setup.Run, step: int) -> bool:
+def _validate_and_checkpoint(plan: run_setup.RunPlan, steps: run_setup.CompiledSteps,
+                             state: run_state.TrainState, step: int) -> bool:
   """Validates, keeps the best and a rolling checkpoint; True to stop early."""
-  scores = _validate(run, step)
-  improved = run.early_stopping.update(scores["mean_iou"])
+  scores = _validate(plan, steps, step)
+  improved = plan.early_stopping.update(scores["mean_iou"])
   if improved:
-    run.best_manager.save(checkpoint_number=step)
-    run.result.update(best_step=step)
+    plan.best_manager.save(checkpoint_number=step)
+    state.best_step = step
   logging.info("validation at step %d: mean IoU %.4f, global accuracy %.4f, "
                "class average accuracy %.4f%s", step, scores["mean_iou"],
                scores["global_accuracy"], scores["class_average_accuracy"],
                " (best)" if improved else "")
-  run.result["last_validation"] = scores
-  run.manager.save(checkpoint_number=step)
-  if run.early_stopping.should_stop(step // run.steps_per_epoch):
+  state.last_validation = scores
+  plan.manager.save(checkpoint_number=step)
+  if plan.early_stopping.should_stop(step // plan.steps_per_epoch):
     logging.info("Early stopping: %d validations without improvement after epoch %d.",
-                 run.schedule.patience, run.schedule.min_epochs)
-    run.result["early_stopped"] = True
-  return bool(run.result.get("early_stopped"))
+                 plan.schedule.patience, plan.schedule.min_epochs)
+    state.early_stopped = True
+  return state.early_stopped
 
 
-def _validate(run: run_setup.Run, step: int) -> dict:
-  num_classes, class_names = run.metadata["num_classes"], run.metadata["class_names"]
-  dataset = run.strategy.distribute_datasets_from_function(
+def _validate(plan: run_setup.RunPlan, steps: run_setup.CompiledSteps, step: int) -> dict:
+  num_classes, class_names = plan.metadata["num_classes"], plan.metadata["class_names"]
+  dataset = plan.strategy.distribute_datasets_from_function(
       lambda context: eval_pipeline.make_eval_dataset(
-          run.records_dir, run.validation_split, run.batch_size, input_context=context))
-  confusion = eval_step.sum_confusion(run.evaluate_batch, dataset, num_classes)
+          plan.records_dir, plan.validation_split, plan.batch_size, input_context=context))
+  confusion = eval_step.sum_confusion(steps.evaluate_batch, dataset, num_classes)
   scores = metrics.scores(confusion, class_names)
-  if run.chief:
-    summaries.write_metrics(run.validation_writer, step, scores, class_names)
-    count = run.checkpointing.num_summary_images
+  if plan.chief:
+    summaries.write_metrics(plan.validation_writer, step, scores, class_names)
+    count = plan.checkpointing.num_summary_images
     if count > 0:
       summaries.write_prediction_images(
-          run.validation_writer, step, run.model,
-          eval_pipeline.make_eval_dataset(run.records_dir, run.validation_split, count),
-          run.metadata["class_colors"], count)
+          plan.validation_writer, step, plan.model,
+          eval_pipeline.make_eval_dataset(plan.records_dir, plan.validation_split, count),
+          plan.metadata["class_colors"], count)
   return scores
 
 
-def _finish(run: run_setup.Run, signal_name: Optional[str]):
-  """Last checkpoint, summaries flushed, train_result.json."""
-  step = run.step
-  if os.path.basename(run.manager.latest_checkpoint or "") != f"ckpt-{step}":
-    run.manager.save(checkpoint_number=step)
+def _finish(plan: run_setup.RunPlan, state: run_state.TrainState,
+            signal_name: Optional[str]) -> run_state.TrainResult:
+  """Last checkpoint, summaries flushed, the result (train_result.json)."""
+  step = state.step
+  if os.path.basename(plan.manager.latest_checkpoint or "") != f"ckpt-{step}":
+    plan.manager.save(checkpoint_number=step)
   if signal_name:
     logging.info("%s received: wrote a checkpoint at step %d and stopped.",
                  signal_name, step)
-    run.result["interrupted_by"] = signal_name
-  run.train_writer.flush()
-  run.validation_writer.flush()
-  run.result.update(step=step, epoch=step / run.steps_per_epoch,
-                    best_mean_iou=float(run.early_stopping.best.numpy()))
-  if run.chief:
-    with open(os.path.join(run.model_dir, "train_result.json"), "w") as f:
-      json.dump(run.result, f, indent=1)
+  plan.train_writer.flush()
+  plan.validation_writer.flush()
+  result = state.result(plan.steps_per_epoch, float(plan.early_stopping.best.numpy()),
+                        interrupted_by=signal_name)
+  if plan.chief:
+    result.write(plan.model_dir)
+  return result
 
 
-def _write_run_description(run: run_setup.Run, config: str, train_split: str,
+def _write_run_description(plan: run_setup.RunPlan, step: int, config: str,
                            init_from: Optional[str]):
   """The configuration that ran (file and TensorBoard) and model_info.json,
   what evaluate, predict and export read of the run besides its weights."""
-  run_files.write_operative_config(run.write_dir, config)
-  run_files.write_model_info(run.write_dir, run_files.model_info(
-      run.records_dir, run.metadata, run.batch_size, train_split=train_split,
-      validation_split=run.validation_split, void_as_class=bool(run.model.void_as_class),
+  run_files.write_operative_config(plan.write_dir, config)
+  run_files.write_model_info(plan.write_dir, run_files.model_info(
+      plan.records_dir, plan.metadata, plan.batch_size, train_split=plan.train_split,
+      validation_split=plan.validation_split, void_as_class=bool(plan.model.void_as_class),
       **({"init_from": init_from} if init_from else {})))
-  summaries.write_config(run.train_writer, run.step, config)
+  summaries.write_config(plan.train_writer, step, config)
