@@ -8,9 +8,10 @@ For each shape (CamVid: batch 5, 90x120x256, U = 100; small: batch 8,
 64x64x64, U = 64) it times the forward pass and forward+backward (gradients
 w.r.t. the input and every weight) of:
   * ours: `reseg_tf.model.renet.ReNetLayer`, both bidirectional modes, each
-    implementation ('fused': custom-gradient loops compiled by XLA, big matmuls
-    in oneDNN; 'scan': autodiff through tf.scan, the whole step compiled by
-    XLA), float32 and the bf16 projection option;
+    sweep form of --forms ('compiled': the C++ sweep kernel, big matmuls in
+    oneDNN; 'fused': custom-gradient loops compiled by XLA, big matmuls in
+    oneDNN; 'scan': autodiff through tf.scan, the whole step compiled by
+    XLA), float32 and bf16 (`compute_dtype`);
   * keras: two `Bidirectional(GRU(reset_after=True, return_sequences=True))`
     on folded tensors (rows, then columns), in a tf.function;
   * torch: two `torch.nn.GRU(bidirectional=True)`, when `import torch` works.
@@ -27,6 +28,7 @@ floor fraction above 100% means the matmul rate was measured while another
 process was running. torch suffers most from such load (its threads spin).
 """
 
+import functools
 import json
 import os
 import platform
@@ -54,9 +56,9 @@ _SHAPES = flags.DEFINE_list(
 _MODES = flags.DEFINE_list(
     "modes", ["independent", "stacked"], "Bidirectional modes (default "
     "independent,stacked).")
-_IMPLEMENTATIONS = flags.DEFINE_list(
-    "implementations", ["fused", "scan"], "Our code paths (default "
-    "fused,scan).")
+_FORMS = flags.DEFINE_list(
+    "forms", ["compiled", "fused", "scan"], "Our sweep forms (default "
+    "compiled,fused,scan).")
 _DTYPES = flags.DEFINE_list(
     "dtypes", ["float32", "bfloat16"], "Our compute dtypes (default "
     "float32,bfloat16).")
@@ -217,22 +219,22 @@ def main(argv):
     candidates = []
     for mode in _MODES.value:
       outputs = {}
-      for impl in _IMPLEMENTATIONS.value:
+      for impl in _FORMS.value:
         for dtype in _DTYPES.value:
           tf.random.set_seed(0)
           layer = renet.ReNetLayer(c, u, bidirectional_mode=mode,
                                    compute_dtype=getattr(tf, dtype))
-          layer.implementation = impl
-          jit = impl == "scan"  # The fused path compiles only its loops.
+          jit = impl == "scan"  # The other forms compile (or are) their loops.
+          layer_fn = functools.partial(layer, form=impl)
           x_check = tf.random.stateless_normal([b, h, w, c], [1, 2])
-          outputs[impl, dtype] = tf.function(layer, jit_compile=jit)(x_check)
+          outputs[impl, dtype] = tf.function(layer_fn, jit_compile=jit)(x_check)
           for backward in (False, True):
             candidates.append((
                 dict(name=f"ours-{impl}", mode=mode, dtype=dtype,
                      backward=backward),
-                tf_step(tf, layer, layer.trainable_variables, backward, jit),
+                tf_step(tf, layer_fn, layer.trainable_variables, backward, jit),
                 make_x))
-      for impl in _IMPLEMENTATIONS.value:
+      for impl in _FORMS.value:
         if (impl, "bfloat16") in outputs and (impl, "float32") in outputs:
           ref = outputs[impl, "float32"]
           err = tf.abs(outputs[impl, "bfloat16"] - ref)

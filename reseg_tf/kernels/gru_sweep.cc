@@ -12,8 +12,11 @@
 //   w_h [D, U, 3U], b [D, 3U]
 //   hs [B, H, W, D*U]   the states, in input order; direction d runs in
 //                       reverse time when reverse[d].
-// The input projections and dw_h (one large matmul over every position,
-// after the loop) stay in TensorFlow, where oneDNN runs them.
+// The gradient op also writes dgh, the gradient of h @ w_h at each step,
+// stored at the position of the h it multiplies (the previous step's), so
+// that dw_h = hs^T @ dgh over all positions: one large matmul after the loop.
+// The input projections and that matmul stay in TensorFlow, where oneDNN
+// runs them.
 //
 // Why it is fast: every line (a row or column of the map) recurs on its own,
 // so the lines are split once into one contiguous block per thread of
@@ -25,12 +28,13 @@
 // pass likewise, with one GEMM for dgates @ w_h^T.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-#include "Eigen/Core"
 #include "gemm.h"
+#include "gru_gates.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -44,8 +48,6 @@ using ::tensorflow::OpKernelContext;
 using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 using ::tensorflow::errors::InvalidArgument;
-using Array = Eigen::Map<Eigen::ArrayXf>;
-using ConstArray = Eigen::Map<const Eigen::ArrayXf>;
 using reseg_kernels::Precision;
 
 // Where time step t of line l lives in a [B, H, W] grid. Along the rows
@@ -68,6 +70,7 @@ struct SweepAttrs {
   int axis = 2;
   std::vector<bool> reverse;
   Precision precision = Precision::kFloat32;
+  bool timing = false;  // Measure the phases (benchmarks/sweep_kernel.py).
 
   explicit SweepAttrs(OpKernelConstruction* context) {
     OP_REQUIRES_OK(context, context->GetAttr("axis", &axis));
@@ -79,6 +82,7 @@ struct SweepAttrs {
     bool bf16 = false;
     OP_REQUIRES_OK(context, context->GetAttr("bf16", &bf16));
     precision = bf16 ? Precision::kBfloat16 : Precision::kFloat32;
+    OP_REQUIRES_OK(context, context->GetAttr("timing", &timing));
   }
   int directions() const { return static_cast<int>(reverse.size()); }
   // Time index of processing step p of direction d.
@@ -87,15 +91,49 @@ struct SweepAttrs {
   }
 };
 
-// Runs fn(first_line, end_line) on one contiguous block of lines per thread.
+// What each block of lines reports after its sweep: its share of db, and
+// the seconds it spent in GEMMs and in gate passes (when timed).
+struct BlockResult {
+  std::vector<float> db;
+  double gemm_seconds = 0, gate_seconds = 0;
+};
+
+// Runs fn(first_line, end_line, result) on one contiguous block of lines per
+// thread of the intra-op pool; returns the blocks' results in line order, so
+// that sums over them do not depend on which thread ran which block.
 template <typename Fn>
-void ForEachLineBlock(OpKernelContext* context, int64_t lines, const Fn& fn) {
+std::vector<BlockResult> ForEachLineBlock(OpKernelContext* context, int64_t lines,
+                                          const Fn& fn) {
   auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
   const int64_t threads = std::max(1, pool->NumThreads());
   const int64_t block = (lines + threads - 1) / threads;
-  pool->ParallelFor(
-      lines, tsl::thread::ThreadPool::SchedulingParams::Fixed(block),
-      [&fn](int64_t begin, int64_t end) { fn(begin, end); });
+  std::vector<BlockResult> results((lines + block - 1) / block);
+  pool->ParallelFor(lines, tsl::thread::ThreadPool::SchedulingParams::Fixed(block),
+                    [&](int64_t begin, int64_t end) { fn(begin, end, &results[begin / block]); });
+  return results;
+}
+
+// Adds the seconds fn() takes to *total when on (a clock read costs ~20 ns,
+// a step's phase tens of microseconds).
+template <typename Fn>
+void Timed(bool on, double* total, const Fn& fn) {
+  if (!on) return fn();
+  const auto start = std::chrono::steady_clock::now();
+  fn();
+  *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Output `phase_seconds` [2]: GEMM and gate-pass seconds summed over blocks.
+void WritePhaseSeconds(OpKernelContext* context, int index,
+                       const std::vector<BlockResult>& blocks) {
+  Tensor* out = nullptr;
+  OP_REQUIRES_OK(context, context->allocate_output(index, TensorShape({2}), &out));
+  auto seconds = out->flat<float>();
+  seconds(0) = seconds(1) = 0;
+  for (const auto& block : blocks) {
+    seconds(0) += block.gemm_seconds;
+    seconds(1) += block.gate_seconds;
+  }
 }
 
 // w_h [U, 3U] of every direction packed for the GEMMs: as the right-hand
@@ -150,15 +188,17 @@ class GruSweepOp : public OpKernel {
     Tensor* saved_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
         1, TensorShape({steps, num_dir, lines, 4 * units}), &saved_tensor));
-    if (steps == 0 || lines == 0) return;
+    if (steps == 0 || lines == 0) return WritePhaseSeconds(context, 2, {});
 
     const auto weights = PackRecurrentWeights(w_h, false, attrs_.precision);
     const float* gx_data = gx.flat<float>().data();
     const float* b_data = b.flat<float>().data();
     float* hs = hs_tensor->flat<float>().data();
     float* saved = saved_tensor->flat<float>().data();
+    const auto& gate_kernels = reseg_kernels::Gates();
 
-    ForEachLineBlock(context, lines, [&](int64_t first, int64_t end) {
+    const auto blocks = ForEachLineBlock(context, lines, [&](int64_t first, int64_t end,
+                                                             BlockResult* result) {
       const int64_t n = end - first;
       std::vector<float> state(num_dir * n * units, 0.0f);
       std::vector<float> gates_h(n * gates);
@@ -166,32 +206,25 @@ class GruSweepOp : public OpKernel {
         for (int d = 0; d < num_dir; ++d) {
           const int64_t t = attrs_.time(p, d, steps);
           float* h = state.data() + d * n * units;
-          reseg_kernels::Gemm(n, h, units, weights[d], gates_h.data(), gates,
-                              /*accumulate=*/false);
+          Timed(attrs_.timing, &result->gemm_seconds, [&] {
+            reseg_kernels::Gemm(n, h, units, weights[d], gates_h.data(), gates,
+                                /*accumulate=*/false);
+          });
           const float* bias = b_data + d * gates;
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t pos = grid.position(first + i, t);
-            const float* gx_row = gx_data + pos * num_dir * gates + d * gates;
-            const float* gh_row = gates_h.data() + i * gates;
-            float* keep = saved + ((p * num_dir + d) * lines + first + i) * 4 * units;
-            Array r(keep, units), u(keep + units, units),
-                c(keep + 2 * units, units), h_c(keep + 3 * units, units);
-            Array h_row(h + i * units, units);
-            h_c = ConstArray(gh_row + 2 * units, units);
-            r = (ConstArray(gx_row, units) + ConstArray(bias, units) +
-                 ConstArray(gh_row, units)).logistic();
-            u = (ConstArray(gx_row + units, units) +
-                 ConstArray(bias + units, units) +
-                 ConstArray(gh_row + units, units)).logistic();
-            c = (ConstArray(gx_row + 2 * units, units) +
-                 ConstArray(bias + 2 * units, units) + r * h_c).tanh();
-            h_row += u * (c - h_row);
-            std::memcpy(hs + pos * num_dir * units + d * units, h_row.data(),
-                        units * sizeof(float));
-          }
+          Timed(attrs_.timing, &result->gate_seconds, [&] {
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t pos = grid.position(first + i, t);
+              gate_kernels.forward(
+                  units, gx_data + pos * num_dir * gates + d * gates, bias,
+                  gates_h.data() + i * gates, h + i * units,
+                  saved + ((p * num_dir + d) * lines + first + i) * 4 * units,
+                  hs + pos * num_dir * units + d * units);
+            }
+          });
         }
       }
     });
+    WritePhaseSeconds(context, 2, blocks);
   }
 
  private:
@@ -223,8 +256,9 @@ class GruSweepGradOp : public OpKernel {
     const TensorShape gate_shape(
         {grid.batch, grid.height, grid.width, num_dir * gates});
     Tensor *dgx_tensor = nullptr, *dgh_tensor = nullptr, *db_tensor = nullptr;
-    // d(x @ w_x + b) and d(h @ w_h): they differ in the candidate block
-    // (d_c against d_c * r). dgh feeds dw_h's one large matmul.
+    // d(x @ w_x + b), and d(h @ w_h) stored at the position of the h it
+    // multiplies (the previous step's; zeros where no step follows), so that
+    // dw_h = sum over positions of hs^T dgh: one large matmul.
     OP_REQUIRES_OK(context, context->allocate_output(0, gate_shape, &dgx_tensor));
     OP_REQUIRES_OK(context, context->allocate_output(1, gate_shape, &dgh_tensor));
     OP_REQUIRES_OK(context, context->allocate_output(
@@ -234,7 +268,7 @@ class GruSweepGradOp : public OpKernel {
     if (steps == 0 || lines == 0) {
       dgx_tensor->flat<float>().setZero();
       dgh_tensor->flat<float>().setZero();
-      return;
+      return WritePhaseSeconds(context, 3, {});
     }
 
     const auto weights_t = PackRecurrentWeights(w_h, true, attrs_.precision);
@@ -243,64 +277,55 @@ class GruSweepGradOp : public OpKernel {
     const float* saved = saved_tensor.flat<float>().data();
     float* dgx = dgx_tensor->flat<float>().data();
     float* dgh = dgh_tensor->flat<float>().data();
-    // One db per block, summed after the loop in a fixed order: the result
-    // does not depend on which thread ran which block.
-    const auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-    const int64_t threads = std::max(1, pool->NumThreads());
-    const int64_t block = (lines + threads - 1) / threads;
-    std::vector<std::vector<float>> block_db((lines + block - 1) / block);
+    const auto& gate_kernels = reseg_kernels::Gates();
 
-    ForEachLineBlock(context, lines, [&](int64_t first, int64_t end) {
+    const auto blocks = ForEachLineBlock(context, lines, [&](int64_t first, int64_t end,
+                                                             BlockResult* result) {
       const int64_t n = end - first;
       std::vector<float> dstate(num_dir * n * units, 0.0f);
       std::vector<float> dgates_h(n * gates);
-      std::vector<float>& my_db = block_db[first / block];
-      my_db.assign(num_dir * gates, 0.0f);
-      const std::vector<float> zeros(units, 0.0f);
+      result->db.assign(num_dir * gates, 0.0f);
       for (int64_t p = steps - 1; p >= 0; --p) {
         for (int d = 0; d < num_dir; ++d) {
           const int64_t t = attrs_.time(p, d, steps);
           float* dh = dstate.data() + d * n * units;
-          Array db_r(my_db.data() + d * gates, units),
-              db_u(my_db.data() + d * gates + units, units),
-              db_c(my_db.data() + d * gates + 2 * units, units);
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t line = first + i, pos = grid.position(line, t);
-            const float* h_prev =
-                p > 0 ? hs + grid.position(line, attrs_.time(p - 1, d, steps)) *
-                                 num_dir * units + d * units
-                      : zeros.data();
-            const float* keep =
-                saved + ((p * num_dir + d) * lines + line) * 4 * units;
-            ConstArray r(keep, units), u(keep + units, units),
-                c(keep + 2 * units, units), h_c(keep + 3 * units, units);
-            Array dh_row(dh + i * units, units);
-            dh_row += ConstArray(dhs + pos * num_dir * units + d * units, units);
-            float* dgx_row = dgx + pos * num_dir * gates + d * gates;
-            Array d_r(dgx_row, units), d_u(dgx_row + units, units),
-                d_c(dgx_row + 2 * units, units);
-            d_c = dh_row * u * (1.0f - c * c);  // Through tanh.
-            d_r = d_c * h_c * r * (1.0f - r);
-            d_u = dh_row * (c - ConstArray(h_prev, units)) * u * (1.0f - u);
-            float* dgh_row = dgates_h.data() + i * gates;
-            std::memcpy(dgh_row, dgx_row, 2 * units * sizeof(float));
-            Array(dgh_row + 2 * units, units) = d_c * r;
-            std::memcpy(dgh + pos * num_dir * gates + d * gates, dgh_row,
-                        gates * sizeof(float));
-            db_r += d_r;
-            db_u += d_u;
-            db_c += d_c;
-            dh_row *= 1.0f - u;
-          }
+          float* db_d = result->db.data() + d * gates;
+          Timed(attrs_.timing, &result->gate_seconds, [&] {
+            for (int64_t i = 0; i < n; ++i) {
+              const int64_t line = first + i, pos = grid.position(line, t);
+              const float* h_prev =
+                  p > 0 ? hs + grid.position(line, attrs_.time(p - 1, d, steps)) *
+                                   num_dir * units + d * units
+                        : nullptr;
+              float* dgh_row = dgates_h.data() + i * gates;
+              gate_kernels.backward(
+                  units, saved + ((p * num_dir + d) * lines + line) * 4 * units, h_prev,
+                  dhs + pos * num_dir * units + d * units, dh + i * units,
+                  dgx + pos * num_dir * gates + d * gates, dgh_row, db_d);
+              // dgh by the position of h_prev (see the op's doc): dw_h is then
+              // one matmul hs^T @ dgh, with no shift of either map.
+              if (p == steps - 1) {
+                std::memset(dgh + pos * num_dir * gates + d * gates, 0, gates * sizeof(float));
+              }
+              if (p > 0) {
+                const int64_t prev = grid.position(line, attrs_.time(p - 1, d, steps));
+                std::memcpy(dgh + prev * num_dir * gates + d * gates, dgh_row,
+                            gates * sizeof(float));
+              }
+            }
+          });
           // dh (to the previous step) += dgates_h @ w_h^T.
-          reseg_kernels::Gemm(n, dgates_h.data(), gates, weights_t[d], dh, units,
-                              /*accumulate=*/true);
+          Timed(attrs_.timing, &result->gemm_seconds, [&] {
+            reseg_kernels::Gemm(n, dgates_h.data(), gates, weights_t[d], dh, units,
+                                /*accumulate=*/true);
+          });
         }
       }
     });
-    for (const auto& partial : block_db) {
-      for (int64_t j = 0; j < num_dir * gates; ++j) db[j] += partial[j];
+    for (const auto& block : blocks) {
+      for (int64_t j = 0; j < num_dir * gates; ++j) db[j] += block.db[j];
     }
+    WritePhaseSeconds(context, 3, blocks);
   }
 
  private:
@@ -318,9 +343,11 @@ REGISTER_OP("ResegGruSweep")
     .Input("b: float")
     .Output("hs: float")
     .Output("saved: float")
+    .Output("phase_seconds: float")
     .Attr("axis: int")
     .Attr("reverse: list(bool)")
     .Attr("bf16: bool = false")
+    .Attr("timing: bool = false")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       std::vector<bool> reverse;
       int axis = 0;
@@ -339,6 +366,7 @@ REGISTER_OP("ResegGruSweep")
       TF_RETURN_IF_ERROR(c->Multiply(units, 4, &saved_channels));
       c->set_output(1, c->MakeShape({c->Dim(gx, axis), c->MakeDim(int64_t(reverse.size())),
                                      lines, saved_channels}));
+      c->set_output(2, c->Vector(2));
       return OkStatus();
     })
     .Doc("A whole GRU sweep of D directions along axis (reseg_tf/kernels/gru_sweep.cc).");
@@ -351,9 +379,11 @@ REGISTER_OP("ResegGruSweepGrad")
     .Output("dgx: float")
     .Output("dgh: float")
     .Output("db: float")
+    .Output("phase_seconds: float")
     .Attr("axis: int")
     .Attr("reverse: list(bool)")
     .Attr("bf16: bool = false")
+    .Attr("timing: bool = false")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       std::vector<bool> reverse;
       TF_RETURN_IF_ERROR(c->GetAttr("reverse", &reverse));
@@ -367,9 +397,11 @@ REGISTER_OP("ResegGruSweepGrad")
       c->set_output(0, gate_map);
       c->set_output(1, gate_map);
       c->set_output(2, c->MakeShape({c->MakeDim(int64_t(reverse.size())), gates}));
+      c->set_output(3, c->Vector(2));
       return OkStatus();
     })
-    .Doc("The gradient of ResegGruSweep (reseg_tf/kernels/gru_sweep.cc).");
+    .Doc("The gradient of ResegGruSweep: dgx, dgh (the gradient of h @ w_h of each "
+         "step, at the position of the h it multiplies) and db.");
 
 REGISTER_KERNEL_BUILDER(Name("ResegGruSweep").Device(DEVICE_CPU),
                         reseg::GruSweepOp);

@@ -36,7 +36,7 @@ from reseg_tf.common import machine
 KERNEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "kernels")
 SOURCE = "gru_sweep.cc"
-HEADERS = ("gemm.h",)
+HEADERS = ("gemm.h", "gru_gates.h", "gru_gates_body.inc")
 DISABLE_ENV = "RESEG_TF_COMPILED_SWEEP"  # "0": never build or load the op.
 COMPILER_ENV = "CXX"
 # The baseline every x86-64 CPU of the last decade has; AVX-512, AVX512-BF16
@@ -144,11 +144,11 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
 
   @tf.custom_gradient
   def run(gx, w_h, b):
-    hs, saved = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+    hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
 
     def grad(dhs):
-      dgx, dgh, db = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
-      dw_h = recurrent_weight_gradient(hs, dgh, axis, reverse,
+      dgx, dgh, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
+      dw_h = recurrent_weight_gradient(hs, dgh, len(reverse),
                                        tf.bfloat16 if bf16 else tf.float32)
       return dgx, dw_h, db
 
@@ -157,34 +157,18 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
   return run(gx, w_h, b)
 
 
-def recurrent_weight_gradient(hs: tf.Tensor, dgates_h: tf.Tensor, axis: int,
-                              reverse: Sequence[bool], compute_dtype) -> tf.Tensor:
-  """`dw_h [D, U, 3U]`: the sum over steps of `h_prev^T @ d(h @ w_h)`, as one
-  large matmul per direction over every position after the loop.
-
-  `h_prev` of the step at time t is the state at t - 1 (t + 1 in reverse);
-  the first step of each line starts from zero and adds nothing.
-  """
-  num_dir = len(reverse)
+def recurrent_weight_gradient(hs: tf.Tensor, dgates_h: tf.Tensor, num_dir: int,
+                              compute_dtype) -> tf.Tensor:
+  """`dw_h [D, U, 3U]` = the sum over steps of `h_prev^T @ d(h @ w_h)`: one
+  large matmul per direction over every position, as the gradient op stores
+  each step's `d(h @ w_h)` at the position of its `h_prev` (zeros where no
+  step follows)."""
   units = hs.shape[-1] // num_dir
-  steps = tf.shape(hs)[axis]
   gradients = []
-  for d, backwards in enumerate(reverse):
-    h = hs[..., d * units:(d + 1) * units]
-    dg = dgates_h[..., d * 3 * units:(d + 1) * 3 * units]
-    if backwards:
-      h_prev, dg = _time_slice(h, axis, 1, steps), _time_slice(dg, axis, 0, steps - 1)
-    else:
-      h_prev, dg = _time_slice(h, axis, 0, steps - 1), _time_slice(dg, axis, 1, steps)
-    a = tf.cast(tf.reshape(h_prev, [-1, units]), compute_dtype)
+  for d in range(num_dir):
+    h = hs if num_dir == 1 else hs[..., d * units:(d + 1) * units]
+    dg = dgates_h if num_dir == 1 else dgates_h[..., d * 3 * units:(d + 1) * 3 * units]
+    a = tf.cast(tf.reshape(h, [-1, units]), compute_dtype)
     g = tf.cast(tf.reshape(dg, [-1, 3 * units]), compute_dtype)
     gradients.append(tf.cast(tf.matmul(a, g, transpose_a=True), tf.float32))
   return tf.stack(gradients)
-
-
-def _time_slice(x: tf.Tensor, axis: int, start, stop) -> tf.Tensor:
-  begin = [0, 0, 0, 0]
-  size = [-1, -1, -1, -1]
-  begin[axis] = start
-  size[axis] = stop - start
-  return tf.slice(x, begin, size)

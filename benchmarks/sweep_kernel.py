@@ -1,0 +1,156 @@
+r"""The ReNet recurrence per time step: the compiled sweep against its GEMM floor.
+
+COMMAND:
+  python benchmarks/sweep_kernel.py                # ~1 min
+  python benchmarks/sweep_kernel.py --repeats=3 --output=/tmp/k.json
+
+At the CamVid shape (batch 5, a 90x120 map, U = 100; one direction, as in
+the original code's stacked mode), for each sweep axis (along the rows: 120
+steps of 450 lines; down the columns: 90 steps of 600 lines) and dtype, it
+times the recurrence alone (the input projections are not part of it):
+
+* the compiled sweep's forward op, its gradient op and `dw_h`'s matmul, with
+  the ops' own phase timers on (`timing=True`): microseconds per time step
+  in the GEMMs (`h @ w_h` forward, `dgates @ w_h^T` backward, per thread),
+  in the gate passes (the gate arithmetic and the state I/O: reading `gx`,
+  `saved` and `hs`, writing `hs`, `saved`, `dgx` and `dgh`), and in all;
+* the floor: the GEMMs' time per step (forward + backward) plus `dw_h`'s
+  matmul (a GEMM too), so `total / floor` says how far from its GEMMs the
+  recurrence runs;
+* the fused XLA sweep (`renet_fused`) forward + backward in the same run, as
+  the baseline it replaces.
+
+Wall times are medians of --repeats calls; the phase times are those of the
+median call. Writes JSON to --output.
+"""
+
+import os
+import statistics
+import time
+
+import bench_output
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from reseg_tf.common import machine
+from reseg_tf.model import compiled_sweep, renet_fused
+
+_REPEATS = flags.DEFINE_integer("repeats", 7, "Timed calls per case (default 7).")
+_THREADS = flags.DEFINE_integer("threads", 2, "TensorFlow intra-op threads (default 2).")
+_OUTPUT = flags.DEFINE_string("output", "benchmarks/results/sweep_kernel.json",
+                              "Where to write the JSON results.")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"],
+                            "Recurrent GEMM dtypes (default float32,bfloat16).")
+_FUSED = flags.DEFINE_bool("fused", True, "Also time the fused XLA sweep (default true).")
+
+BATCH, HEIGHT, WIDTH, UNITS = 5, 90, 120, 100
+
+
+def _timed(fn, repeats):
+  """(median seconds, result of the median call) of `fn()` after one warm-up."""
+  fn()
+  runs = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    result = fn()
+    runs.append((time.perf_counter() - start, result))
+  runs.sort(key=lambda run: run[0])
+  return runs[len(runs) // 2]
+
+
+def _numpy(result):
+  return [np.asarray(t) for t in tf.nest.flatten(result)]
+
+
+def measure(ops, axis: int, dtype: str, repeats: int, threads: int) -> dict:
+  rng = np.random.default_rng(0)
+  gx = tf.constant(rng.normal(size=[BATCH, HEIGHT, WIDTH, 3 * UNITS]).astype(np.float32))
+  w_h = tf.constant(rng.normal(0, 0.1, [1, UNITS, 3 * UNITS]).astype(np.float32))
+  b = tf.zeros([1, 3 * UNITS])
+  dhs = tf.constant(rng.normal(size=[BATCH, HEIGHT, WIDTH, UNITS]).astype(np.float32))
+  attrs = dict(axis=axis, reverse=[False], bf16=dtype == "bfloat16", timing=True)
+  steps = WIDTH if axis == 2 else HEIGHT
+  hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+  _, dgh, _, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
+  compute_dtype = tf.bfloat16 if dtype == "bfloat16" else tf.float32
+  dw_h = tf.function(lambda h, g: compiled_sweep.recurrent_weight_gradient(h, g, 1,
+                                                                           compute_dtype))
+
+  forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx, w_h, b, **attrs)),
+                              repeats)
+  backward_s, backward = _timed(
+      lambda: _numpy(ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)), repeats)
+  dw_h_s, _ = _timed(lambda: _numpy(dw_h(hs, dgh)), repeats)
+
+  def per_step(seconds, per_thread=False):
+    return 1e6 * seconds / steps / (threads if per_thread else 1)
+
+  fwd_gemm, fwd_gates = (per_step(float(s), True) for s in forward[-1])
+  bwd_gemm, bwd_gates = (per_step(float(s), True) for s in backward[-1])
+  row = dict(axis=axis, dtype=dtype, steps=steps, lines=BATCH * (HEIGHT if axis == 2 else WIDTH),
+             forward_us=per_step(forward_s), forward_gemm_us=fwd_gemm,
+             forward_gates_io_us=fwd_gates,
+             backward_us=per_step(backward_s), backward_gemm_us=bwd_gemm,
+             backward_gates_io_us=bwd_gates, dw_h_us=per_step(dw_h_s),
+             gemm_path=ops_path(dtype))
+  row["floor_us"] = fwd_gemm + bwd_gemm + row["dw_h_us"]
+  row["total_us"] = row["forward_us"] + row["backward_us"] + row["dw_h_us"]
+  row["total_over_floor"] = row["total_us"] / row["floor_us"]
+  if _FUSED.value:
+    recurrence = renet_fused._recurrence_fn(axis, (False,))  # noqa: SLF001
+
+    @tf.function
+    def fused(gx):
+      with tf.GradientTape() as tape:
+        tape.watch(gx)
+        out = recurrence(gx, w_h, b[:, None])
+      return tape.gradient(out, [gx, w_h], output_gradients=dhs)
+
+    fused_s, _ = _timed(lambda: _numpy(fused(gx)), repeats)
+    row["fused_xla_us"] = per_step(fused_s)
+    row["fused_over_compiled"] = row["fused_xla_us"] / row["total_us"]
+  return row
+
+
+def ops_path(dtype: str) -> str:
+  return "amx/avx512/avx2 by CPU flags (kernels/gemm.h)" if dtype == "bfloat16" else "fp32"
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+  ops = compiled_sweep.load()
+  if ops is None:
+    raise SystemExit("the compiled sweep is not available here (see the log above)")
+  print(f"CPU: {machine.cpu_model()}; {_THREADS.value} threads; load average "
+        f"{os.getloadavg()[0]:.2f}", flush=True)
+  header = (f"{'axis':>4} {'dtype':>8} | {'fwd':>6} {'gemm':>6} {'gates':>6} | {'bwd':>6} "
+            f"{'gemm':>6} {'gates':>6} | {'dw_h':>5} | {'total':>6} {'floor':>6} {'ratio':>5}"
+            f" | {'XLA fused':>9}")
+  print("microseconds per time step (gemm and gates per thread; gates include the state I/O)")
+  print(header)
+  rows = []
+  for axis in (2, 1):
+    for dtype in _DTYPES.value:
+      row = measure(ops, axis, dtype, _REPEATS.value, _THREADS.value)
+      rows.append(row)
+      print(f"{axis:>4} {dtype:>8} | {row['forward_us']:6.0f} {row['forward_gemm_us']:6.0f} "
+            f"{row['forward_gates_io_us']:6.0f} | {row['backward_us']:6.0f} "
+            f"{row['backward_gemm_us']:6.0f} {row['backward_gates_io_us']:6.0f} | "
+            f"{row['dw_h_us']:5.0f} | {row['total_us']:6.0f} {row['floor_us']:6.0f} "
+            f"{row['total_over_floor']:5.2f} | {row.get('fused_xla_us', float('nan')):9.0f}",
+            flush=True)
+  print(f"total/floor: median {statistics.median(r['total_over_floor'] for r in rows):.2f}; "
+        "fused XLA / compiled: " + ", ".join(
+            f"{r['fused_over_compiled']:.2f}" for r in rows if "fused_over_compiled" in r))
+  bench_output.write_json(_OUTPUT.value, dict(
+      cpu=machine.cpu_model(), cpu_flags=sorted(machine.cpu_flags() & {
+          "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
+      threads=_THREADS.value, load_average=os.getloadavg(), repeats=_REPEATS.value,
+      shape=dict(batch=BATCH, height=HEIGHT, width=WIDTH, units=UNITS), rows=rows))
+
+
+if __name__ == "__main__":
+  app.run(main)
