@@ -16,6 +16,13 @@ mean IoU and global accuracy of each, their difference, and the training
 wall-time ratio. The VGG weights are ImageNet's when the Keras cache has
 them, else random (logged): either way both runs share them.
 Writes JSON to --output (default benchmarks/results/bf16_accuracy.json).
+
+The ReNet sweeps run in the compiled form where it loads (else the fused
+XLA form); `RESEG_TF_COMPILED_SWEEP=0` forces the fused form, so running the
+script twice compares the two (the JSON's "sweep" says which ran):
+  python benchmarks/bf16_accuracy.py --dtypes=float32 --output=/tmp/compiled.json
+  RESEG_TF_COMPILED_SWEEP=0 python benchmarks/bf16_accuracy.py --dtypes=float32 \
+      --output=/tmp/fused.json
 """
 
 import json
@@ -29,6 +36,8 @@ from absl import app, flags, logging
 
 import gin
 from reseg_tf import configurables
+from reseg_tf.common import machine
+from reseg_tf.model import compiled_sweep
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,6 +49,9 @@ _EPOCHS = flags.DEFINE_integer(
     "epochs", 8, "Training epochs of each run (default 8).")
 _INPUT_SCALE = flags.DEFINE_float(
     "input_scale", 0.5, "`ReSeg.input_scale` of both runs (default 0.5).")
+_DTYPES = flags.DEFINE_list(
+    "dtypes", ["float32", "bfloat16"], "The runs' compute dtypes (default "
+    "float32,bfloat16; the comparison needs both).")
 _OUTPUT = flags.DEFINE_string(
     "output", os.path.join(_ROOT, "benchmarks", "results", "bf16_accuracy.json"),
     "Where to write the JSON results. Default: benchmarks/results/"
@@ -70,13 +82,16 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)  # The trainer's progress lines.
   results = {"epochs": _EPOCHS.value, "input_scale": _INPUT_SCALE.value,
-             "load_average": os.getloadavg()}
+             "load_average": os.getloadavg(), "cpu": machine.cpu_model(),
+             "sweep": "compiled" if compiled_sweep.available() else "fused"}
   with tempfile.TemporaryDirectory() as root:
-    for dtype in ("float32", "bfloat16"):
+    for dtype in _DTYPES.value:
       tf.random.set_seed(0)
       results[dtype] = run(dtype, _EPOCHS.value, _INPUT_SCALE.value, _RECORDS_DIR.value,
                            os.path.join(root, dtype))
       print(f"{dtype}: {json.dumps(results[dtype])}", flush=True)
+  if set(_DTYPES.value) != {"float32", "bfloat16"}:
+    return bench_output.write_json(_OUTPUT.value, results)
   fp32, bf16 = results["float32"], results["bfloat16"]
   results["speedup"] = fp32["seconds"] / bf16["seconds"]
   results["mean_iou_difference_points"] = 100 * (bf16["best_mean_iou"] - fp32["best_mean_iou"])

@@ -3,6 +3,8 @@ outputs and every gradient over mode x axis x odd sizes, finite differences,
 bfloat16, the op's own checks, and the fallback when it cannot load."""
 
 import itertools
+import json
+import os
 from unittest import mock
 
 import numpy as np
@@ -11,6 +13,7 @@ from absl.testing import parameterized
 
 from reseg_tf.model import cells, compiled_sweep, lowering, renet, sweep
 from reseg_tf.serving import segmenter as segmenter_lib
+from tests import fixtures
 
 _NEEDS_OP = "the compiled sweep did not build or load here (see the log)"
 # [B, H, W]: one step, one line, a line count that is not a multiple of the
@@ -149,6 +152,25 @@ class FallbackTest(tf.test.TestCase):
   def test_disabled_by_environment_says_why(self):
     with mock.patch.dict("os.environ", {compiled_sweep.DISABLE_ENV: "0"}):
       self.assertEqual(compiled_sweep._why_not_buildable(), f"{compiled_sweep.DISABLE_ENV}=0")
+
+  def test_training_runs_when_the_op_cannot_load(self):
+    # A fresh process with the op disabled: one log line says why, and the
+    # quickstart model trains on the fused sweep.
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    process = fixtures.run_module(
+        "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}", "--verbose",
+        f"--model_dir={os.path.join(root, 'run')}",
+        f"--gin_bindings=train.records_dir = '{records}'",
+        "--gin_bindings=Schedule.max_steps = 4", "--gin_bindings=Schedule.steps_per_loop = 2",
+        "--gin_bindings=Schedule.validate_every_steps = 4",
+        env={compiled_sweep.DISABLE_ENV: "0"})
+    self.assertEqual(process.returncode, 0, msg=process.stderr[-3000:])
+    log = process.stdout + process.stderr
+    self.assertEqual(log.count("The compiled ReNet sweep is not available "
+                               f"({compiled_sweep.DISABLE_ENV}=0)"), 1, msg=log[-3000:])
+    with open(os.path.join(root, "run", "train_result.json")) as f:
+      self.assertEqual(json.load(f)["step"], 4)
 
   def test_cpu_without_avx2_is_not_built_for(self):
     with mock.patch.object(compiled_sweep.machine, "cpu_flags", return_value={"sse2"}):

@@ -95,10 +95,11 @@ def _run_python(argv: list, timeout: float, cwd: str = ROOT, **env: str
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **env))
 
 
-def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT
-               ) -> subprocess.CompletedProcess:
-  """`python -m <module> <args>` (from the repository root), output captured."""
-  return _run_python(["-m", module, *args], timeout, cwd, PYTHONPATH=ROOT)
+def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT,
+               env: Optional[dict] = None) -> subprocess.CompletedProcess:
+  """`python -m <module> <args>` (from the repository root), output captured;
+  `env`: more environment variables."""
+  return _run_python(["-m", module, *args], timeout, cwd, PYTHONPATH=ROOT, **(env or {}))
 
 
 def run_script(path: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
