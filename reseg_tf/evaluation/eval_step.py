@@ -16,9 +16,9 @@ from reseg_tf.model.shapes import spatial_size
 def default_jit_compile() -> bool:
   """Whether evaluation compiles the model's trainable part with XLA: on GPUs.
 
-  On CPUs the forward pass alone is left to oneDNN and the fused ReNet
-  loops (which compile themselves); the trainer times its own train step
-  instead (`training/jit_choice.py`).
+  On CPUs the forward pass alone is left to oneDNN and the compiled ReNet
+  sweep (or the fused loops, which compile themselves); the trainer times
+  its own train step instead (`training/jit_choice.py`).
   """
   return bool(tf.config.list_logical_devices("GPU"))
 

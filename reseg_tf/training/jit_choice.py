@@ -1,10 +1,12 @@
 """Whether to compile the trainable part with XLA: measured, once per machine.
 
-On GPUs the outer XLA function always pays. On CPUs it depends on the CPU:
-the fused ReNet sweeps compile their own loops either way, and the outer
-function moves the input projections and the head from oneDNN into XLA,
-which was 9% slower on an AMD EPYC and 14% faster on an Intel Xeon with AMX
-for the same CamVid step (docs/performance.md). So, on a CPU and for a run
+On GPUs the outer XLA function always pays. On CPUs it depends on the CPU
+and on the sweep: without it the ReNet sweeps run in their compiled form
+(a C++ op, which XLA cannot hold) and the input projections and the head in
+oneDNN; with it they run as fused XLA loops and everything else in XLA too.
+Before the compiled sweep, the outer function was 9% slower on an AMD EPYC
+and 14% faster on an Intel Xeon with AMX for the same CamVid step
+(docs/performance.md). So, on a CPU and for a run
 long enough to repay it, the trainer times both variants of its own step
 (forward, loss and gradients of this model at this batch shape, no
 optimizer update, so the run's weights do not move) and keeps the faster.
@@ -26,7 +28,7 @@ from absl import logging
 
 from reseg_tf.common import machine
 
-CACHE_ENV = "RESEG_TF_CACHE_DIR"
+CACHE_ENV = machine.CACHE_ENV
 CACHE_FILENAME = "jit_choice.json"
 # Calibrating compiles the step twice and runs it a few times (about a minute
 # for CamVid at half resolution): shorter runs take the rule below instead.
@@ -35,9 +37,7 @@ TIMED_REPEATS = 3
 
 
 def cache_path() -> str:
-  root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
-                                                   "reseg_tf")
-  return os.path.join(root, CACHE_FILENAME)
+  return os.path.join(machine.cache_dir(), CACHE_FILENAME)
 
 
 def cache_key(variables, inputs: tf.Tensor, labels: tf.Tensor) -> str:
@@ -125,7 +125,7 @@ def decide(loss_and_gradients: Callable, variables, example_batch: Callable[[], 
     return True, "a GPU is visible"
   if total_steps < MIN_STEPS_TO_CALIBRATE:
     return False, (f"{total_steps} steps are too few to repay a calibration "
-                   f"(< {MIN_STEPS_TO_CALIBRATE}): the fused loops alone")
+                   f"(< {MIN_STEPS_TO_CALIBRATE}): the sweeps' own loops alone")
   inputs, labels = example_batch()
   key = cache_key(variables, inputs, labels)
   logging.info("Choosing the outer XLA function: the train step is timed with and "
