@@ -1,21 +1,29 @@
-r"""Inference speed of our exported SavedModel against the PyTorch peer.
+r"""Inference speed of our model against the PyTorch peer.
 
-  python benchmarks/torch_inference.py            # CamVid size, 360x480
+  python benchmarks/torch_inference.py            # CamVid size, 360x480, VGG
+  python benchmarks/torch_inference.py --gin_file=models/camvid_no_vgg_cycle4/config.gin
+  python benchmarks/torch_inference.py --form=saved_model   # the exported SavedModel
   python benchmarks/torch_inference.py --height=48 --width=64 --repeats=1  # smoke run
 
-One network, gin/model/camvid.gin with random VGG weights (timing does not
-depend on the values), in four variants holding the same weights, each
-mapping uint8 RGB images [B, H, W, 3] to classes [B, H, W], the argmax over
-the 11 real classes (void, trained as a 12th, excluded, as our serving does):
-  * ours fp32: exported exactly as `python -m reseg_tf.export` does
-    (`Segmenter` and `export_saved_model` of reseg_tf/serving/segmenter.py,
-    into a temporary folder), loaded with `tf.saved_model.load`, its
-    serving_default signature (no XLA: the ReNet sweeps run as `tf.scan`;
-    it also returns the probabilities, a softmax the torch variants skip);
+One network, --gin_file (default gin/model/camvid.gin, the VGG
+configuration; a published model's config.gin for its architecture) with
+random weights (timing does not depend on the values), in four variants
+holding the same weights, each mapping uint8 RGB images [B, H, W, 3] to
+classes [B, H, W], the argmax over the real classes (void, when trained as a
+class, excluded, as our serving does):
+  * ours fp32: with --form=in_process (default) the `Segmenter` of
+    reseg_tf/serving/segmenter.py in its `IN_PROCESS` lowering (what
+    `python -m reseg_tf.predict` runs: the compiled ReNet sweep where it
+    loads), called directly; with --form=saved_model exported exactly as
+    `python -m reseg_tf.export` does (into a temporary folder), loaded with
+    `tf.saved_model.load`, its serving_default signature (the ReNet sweeps
+    run as `tf.scan`). Both also return the probabilities, a softmax the
+    torch variants skip;
   * ours bf16: the same, built with `ReSeg.compute_dtype` and
     `ReSeg.vgg_compute_dtype` = 'bfloat16' (VGG, the ReNet projections and
-    the head in bf16; variables, recurrences and logits stay fp32), holding
-    the fp32 model's weights (copied in);
+    recurrent GEMMs of the compiled sweep, and the head in bf16; variables,
+    the recurrent state and logits stay fp32), holding the fp32 model's
+    weights (copied in);
   * torch fp32: `torch_reseg.build_from(ours fp32)` (the peer of
     torch_peer.py), `eval()`, under `torch.inference_mode()`, uint8 input;
   * torch bf16 autocast: the same under `torch.autocast('cpu',
@@ -52,12 +60,18 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from data_prep import camvid
+from reseg_tf.model import lowering
 from reseg_tf.serving import segmenter as segmenter_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_FILE = "gin/model/camvid.gin"
 BF16 = ("ReSeg.compute_dtype = 'bfloat16'", "ReSeg.vgg_compute_dtype = 'bfloat16'")
 
+_GIN_FILE = flags.DEFINE_string(
+    "gin_file", "gin/model/camvid.gin", "The network, relative to the repository "
+    "(default gin/model/camvid.gin: VGG, ReNet, head).")
+_FORM = flags.DEFINE_enum(
+    "form", "in_process", ["in_process", "saved_model"], "Ours as `predict` runs "
+    "it (in_process, the default) or as the exported SavedModel (saved_model).")
 _HEIGHT = flags.DEFINE_integer("height", 360, "Image height (default 360, CamVid's).")
 _WIDTH = flags.DEFINE_integer("width", 480, "Image width (default 480, CamVid's).")
 _BATCH = flags.DEFINE_integer("batch", 8, "Batch of the throughput case (default 8).")
@@ -87,11 +101,24 @@ def copy_weights(source, target):
     b.assign(a)
 
 
+def _class_table(model):
+  names = list(camvid.INFO.class_names)[:model.num_classes]
+  names += [f"class {i}" for i in range(len(names), model.num_classes)]
+  return names, [[0, 0, 0]] * model.num_classes
+
+
+def in_process(model):
+  """`classify(uint8 tf images) -> np classes` of `model` in a `Segmenter`
+  in its IN_PROCESS lowering, as `python -m reseg_tf.predict` runs it."""
+  segmenter = segmenter_lib.Segmenter(model, *_class_table(model), "camvid",
+                                      lowering=lowering.IN_PROCESS)
+  return lambda images: segmenter.serve_images(images)[segmenter_lib.CLASSES_KEY].numpy()
+
+
 def exported(model, export_dir):
   """`model` exported as `python -m reseg_tf.export` does and loaded back:
   `classify(uint8 tf images) -> np classes` of its serving_default."""
-  segmenter = segmenter_lib.Segmenter(model, camvid.INFO.class_names,
-                                      camvid.INFO.class_colors, "camvid")
+  segmenter = segmenter_lib.Segmenter(model, *_class_table(model), "camvid")
   path = segmenter_lib.export_saved_model(segmenter, export_dir,
                                           segmenter_lib.next_version(export_dir))
   loaded = tf.saved_model.load(path)
@@ -124,18 +151,23 @@ def main(argv):
   tf.get_logger().setLevel("ERROR")
   results = bench_output.set_threads(torch, _THREADS.value,
                                      _TORCH_THREADS.value or _THREADS.value)
-  results.update(load_average_start=os.getloadavg(), gin_file=GIN_FILE,
-                 height=_HEIGHT.value, width=_WIDTH.value, warmup=_WARMUP.value,
-                 repeats=_REPEATS.value)
+  results.update(load_average_start=os.getloadavg(), gin_file=_GIN_FILE.value,
+                 form=_FORM.value, height=_HEIGHT.value, width=_WIDTH.value,
+                 warmup=_WARMUP.value, repeats=_REPEATS.value)
 
-  ours = bench_output.ours_from_gin(GIN_FILE)
-  ours_bf16 = bench_output.ours_from_gin(GIN_FILE, BF16, seed=1)  # Weights: copied.
+  ours = bench_output.ours_from_gin(_GIN_FILE.value)
+  ours_bf16 = bench_output.ours_from_gin(_GIN_FILE.value, BF16, seed=1)  # Weights: copied.
   copy_weights(ours, ours_bf16)
   theirs = torch_reseg.build_from(ours)
   with tempfile.TemporaryDirectory() as root:
+    if _FORM.value == "in_process":
+      wrap = in_process
+    else:
+      def wrap(model):
+        return exported(model, os.path.join(root, model.compute_dtype.name))
     classify = {
-        "ours fp32": exported(ours, os.path.join(root, "fp32")),
-        "ours bf16": exported(ours_bf16, os.path.join(root, "bf16")),
+        "ours fp32": wrap(ours),
+        "ours bf16": wrap(ours_bf16),
         "torch fp32": torch_classifier(torch, theirs, ours.num_classes, False),
         "torch bf16 autocast": torch_classifier(torch, theirs, ours.num_classes, True),
     }

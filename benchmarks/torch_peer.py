@@ -25,14 +25,18 @@ camvid_paper.gin (independent mode, vertical first) and horse_no_vgg.gin
 hits all alike), --loops loops of --steps_per_loop train steps each, median
 reported:
   * ours fp32: `train_step.build` (the step of benchmarks/train_step.py:
-    frozen VGG outside XLA, fused ReNet loops, Adadelta; no outer XLA
+    frozen VGG outside XLA, the compiled ReNet sweep, Adadelta; no outer XLA
     function, the CPU default, unless --outer_jit), fed from memory;
+  * ours fp32 XLA sweep (with --xla_sweep): the same with the ReNet sweeps
+    as fused XLA loops (`renet_fused`, the form before the compiled sweep);
   * torch fp32: forward, loss, `backward()`, Adadelta (lr 1.0, rho 0.95,
     eps 1e-6) on the same batch;
   * torch bf16: the same under `torch.autocast('cpu', dtype=torch.bfloat16)`
     (loss in fp32). Autocast also runs the GRU's recurrence in bf16 (its
     output differs from fp32 by ~5e-3), where ours keeps it in fp32;
-  * ours bf16 (VGG and ReNet projections, `compute_dtype`) with --ours_bf16.
+  * ours bf16 (VGG, ReNet projections and the compiled sweep's recurrent
+    GEMMs, `compute_dtype`) with --ours_bf16 (and its XLA-sweep variant with
+    --xla_sweep).
 Also the FLOP floor (flop_floor.floor_rates: oneDNN matmul and convolution
 rates, fp32 and bf16, measured in the same run) and each variant's fraction
 of its dtype's floor (flop_floor.step_flops: VGG forward + 3x the trainable
@@ -88,6 +92,9 @@ _TORCH_THREADS = flags.DEFINE_integer(
 _OUTER_JIT = flags.DEFINE_bool(
     "outer_jit", False, "Our step with the trainer's outer XLA function "
     "(default false, the CPU default).")
+_XLA_SWEEP = flags.DEFINE_bool(
+    "xla_sweep", False, "Also time our step(s) with the fused XLA sweep instead of "
+    "the compiled one (default false).")
 _OURS_BF16 = flags.DEFINE_bool(
     "ours_bf16", False, "Also time our bf16 step (default false).")
 
@@ -162,12 +169,14 @@ def timing(torch, torch_reseg):
   data = {"image": images, "label": labels, "mask": np.ones(batch, bool)}
 
   runners, first_losses = {}, {}
-  candidates = [("ours fp32", "float32")]
+  candidates = [("ours fp32", "float32", "auto")]
   if _OURS_BF16.value:
-    candidates.append(("ours bf16", "bfloat16"))
+    candidates.append(("ours bf16", "bfloat16", "auto"))
+  if _XLA_SWEEP.value:
+    candidates += [(f"{name} XLA sweep", dtype, "fused") for name, dtype, _ in candidates]
   nets = {}
-  for name, dtype in candidates:
-    strategy, net, loop = train_step.build(dtype, _OUTER_JIT.value)
+  for name, dtype, sweep in candidates:
+    strategy, net, loop = train_step.build(dtype, _OUTER_JIT.value, sweep)
     iterator = iter(strategy.experimental_distribute_dataset(
         tf.data.Dataset.from_tensors(data).repeat()))
     nets[name] = net
@@ -221,15 +230,19 @@ def timing(torch, torch_reseg):
   print(f"\nbatch {batch}, {height}x{width}, {flops / 1e9:.0f} GFLOP per step, median "
         f"of {train_step._LOOPS.value} round-robin loops of "
         f"{train_step._STEPS_PER_LOOP.value} steps:")
-  print(f"{'variant':22} {'s/step':>8} {'images/s':>9} {'of floor':>9}")
+  print(f"{'variant':26} {'s/step':>8} {'images/s':>9} {'of floor':>9}")
   for name, s in seconds.items():
-    print(f"{name:22} {s:8.3f} {batch / s:9.2f} {100 * floor[name]:8.0f}%")
+    print(f"{name:26} {s:8.3f} {batch / s:9.2f} {100 * floor[name]:8.0f}%")
   ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"],
             "ours fp32 / torch bf16 autocast":
                 seconds["ours fp32"] / seconds["torch bf16 autocast"]}
   if "ours bf16" in seconds:
     ratios["ours bf16 / torch bf16 autocast"] = (
         seconds["ours bf16"] / seconds["torch bf16 autocast"])
+    ratios["ours bf16 speed-up over ours fp32"] = seconds["ours fp32"] / seconds["ours bf16"]
+  for name in ("ours fp32", "ours bf16"):
+    if f"{name} XLA sweep" in seconds:
+      ratios[f"{name} XLA sweep / {name}"] = seconds[f"{name} XLA sweep"] / seconds[name]
   for name, r in ratios.items():
     print(f"{name}: {r:.2f}")
   shares = {"ours": seconds[OURS_FRONT_END] / seconds["ours fp32"],

@@ -9,9 +9,10 @@ In one run, on this machine:
     step's floor is its FLOPs at the faster of the two rates of its dtype;
   * the full train step (frozen VGG + ReNet + head, forward and backward,
     Adadelta) fed from memory, fp32, with the trainable part under the
-    trainer's outer `jit_compile` and without it (the fused ReNet sweep
-    compiles its own loops), then the bf16 option (VGG and the ReNet
-    projections in bf16; variables, recurrence and loss in fp32);
+    trainer's outer `jit_compile` (the ReNet sweeps then run as fused XLA
+    loops) and without it (the compiled sweep, where it loads), then the
+    bf16 option (VGG, the ReNet projections and the compiled sweep's
+    recurrent GEMMs in bf16; variables, recurrent state and loss in fp32);
   * the same step fed by the real tf.data pipeline from --records_dir
     (when present), and that pipeline alone;
   * the step fed with the VGG features a `train.cache_features` run reads
@@ -34,6 +35,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from reseg_tf.data import input_pipeline
+from reseg_tf.model import lowering
 from reseg_tf.model import reseg as model_lib
 from reseg_tf.training import optimizers, train_step
 
@@ -68,7 +70,7 @@ def time_steps(loop, iterator, loops, steps_per_loop=5):
   return statistics.median(times)
 
 
-def build(dtype, jit_compile):
+def build(dtype, jit_compile, sweep="auto"):
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
   with strategy.scope():
     net = model_lib.ReSeg(**CAMVID, compute_dtype=dtype, vgg_compute_dtype=dtype)
@@ -76,7 +78,8 @@ def build(dtype, jit_compile):
     optimizer.build(net.trainable_variables)
   loop = train_step.make_train_loop(strategy, net, optimizer,
                                     train_step.LossOptions(global_batch_size=BATCH),
-                                    jit_compile=jit_compile)
+                                    jit_compile=jit_compile,
+                                    lowering=lowering.Lowering(sweep=sweep))
   return strategy, net, loop
 
 

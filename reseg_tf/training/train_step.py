@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
+from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model.shapes import spatial_size
 from reseg_tf.training import losses
 
@@ -57,9 +58,12 @@ def step_inputs(model, batch) -> tuple:
   return inputs, batch["label"]
 
 
-def make_loss_and_gradients(model, options: LossOptions) -> Callable:
+def make_loss_and_gradients(model, options: LossOptions,
+                            lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS
+                            ) -> Callable:
   """`fn(inputs, labels) -> (loss, gradients)`: the trainable part of a step
-  (what the outer XLA function compiles), inputs from `step_inputs`."""
+  (what the outer XLA function compiles), inputs from `step_inputs`, the
+  model in the form `lowering` gives."""
   variables = list(model.trainable_variables)
   decayed = _regularised(variables)
   frozen_front_end = has_frozen_front_end(model)
@@ -69,7 +73,7 @@ def make_loss_and_gradients(model, options: LossOptions) -> Callable:
   def loss_and_gradients(inputs, labels):
     with tf.GradientTape() as tape:
       features = inputs if frozen_front_end else model.front_end(inputs)
-      logits = model.head(features, spatial_size(labels))
+      logits = model.head(features, spatial_size(labels), lowering)
       per_image, _ = losses.pixel_cross_entropy(
           logits, labels, weights, void_class=options.void_class)
       loss = tf.reduce_sum(per_image) / options.global_batch_size
@@ -85,7 +89,8 @@ def make_loss_and_gradients(model, options: LossOptions) -> Callable:
 
 
 def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
-                    options: LossOptions, jit_compile: bool = True
+                    options: LossOptions, jit_compile: bool = True,
+                    lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS
                     ) -> Callable[[object, tf.Tensor], tf.Tensor]:
   """Returns `loop(iterator, num_steps) -> mean loss per image`.
 
@@ -96,9 +101,11 @@ def make_train_loop(strategy: tf.distribute.Strategy, model, optimizer,
     options: loss and gradient options.
     jit_compile: compile the trainable part with XLA (`training/jit_choice.py`
       decides the trainer's default).
+    lowering: the model's form (the default: the compiled sweep on CPUs
+      where it loads, the fused one inside XLA).
   """
   variables = list(model.trainable_variables)
-  compiled = tf.function(make_loss_and_gradients(model, options),
+  compiled = tf.function(make_loss_and_gradients(model, options, lowering),
                          jit_compile=jit_compile)
 
   def replica_step(batch):
