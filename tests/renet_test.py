@@ -261,6 +261,18 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
         for block in np.split(w_h.numpy(), gates, axis=1):
           self.assertAllClose(block.T @ block, np.eye(6), atol=1e-5)
 
+  def test_orthogonal_init_keeps_its_random_stream(self):
+    # Seeded runs (the published recipes) must start from the weights they
+    # always started from: one normal draw a gate block, QR, sign fix.
+    tf.random.set_seed(3)
+    got = renet._recurrent_init("orthogonal", 5, 3)
+    tf.random.set_seed(3)
+    want = []
+    for _ in range(3):
+      q, r = np.linalg.qr(tf.random.normal([5, 5]).numpy())
+      want.append(q * np.sign(np.diag(r))[None, :])
+    self.assertAllClose(got, np.concatenate(want, axis=1), atol=1e-5)
+
   def test_normal_init_statistics(self):
     layer = renet.ReNetLayer(256, 100)
     w = layer.first_sweep.forward.w_x.numpy()

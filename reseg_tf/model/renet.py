@@ -80,7 +80,9 @@ def _recurrent_init(init: str, units: int, num_gates: int) -> tf.Tensor:
   if init == "normal":
     return tf.random.normal([units, num_gates * units], stddev=cells.NORMAL_STDDEV)
   if init == "orthogonal":
-    return cells.orthogonal_blocks(tf.random.normal([num_gates, units, units]))
+    # One draw a block, in order: a seed gives the same weights as it always did.
+    draws = [tf.random.normal([units, units]) for _ in range(num_gates)]
+    return cells.orthogonal_blocks(tf.stack(draws))
   raise ValueError(f"init must be 'normal' or 'orthogonal', got {init!r}.")
 
 
