@@ -27,13 +27,15 @@ def _gru(c, u):
 class TransposedConvTest(tf.test.TestCase):
 
   def test_equals_conv2d_transpose(self):
-    layer = model_lib.TransposedConv(5, 4, (2, 3), relu=False)
-    layer.b.assign(tf.random.normal([4]))
-    x = tf.random.normal([2, 3, 4, 5])
-    expected = tf.nn.conv2d_transpose(
-        x, layer.w, output_shape=[2, 6, 12, 4], strides=(2, 3),
-        padding="VALID") + layer.b
-    self.assertAllClose(layer(x), expected, atol=1e-5)
+    # (2, 3): the general rearrangement; (2, 2) and (3, 3): depth_to_space.
+    for fh, fw in ((2, 3), (2, 2), (3, 3)):
+      layer = model_lib.TransposedConv(5, 4, (fh, fw), relu=False)
+      layer.b.assign(tf.random.normal([4]))
+      x = tf.random.normal([2, 3, 4, 5])
+      expected = tf.nn.conv2d_transpose(
+          x, layer.w, output_shape=[2, 3 * fh, 4 * fw, 4], strides=(fh, fw),
+          padding="VALID") + layer.b
+      self.assertAllClose(layer(x), expected, atol=1e-5, msg=f"{(fh, fw)}")
     self.assertAllClose(model_lib.TransposedConv(5, 4, (2, 3))(x) >= 0,
                         tf.ones([2, 6, 12, 4], tf.bool))
 
