@@ -9,14 +9,14 @@ the original code's stacked mode), for each sweep axis (along the rows: 120
 steps of 450 lines; down the columns: 90 steps of 600 lines) and dtype, it
 times the recurrence alone (the input projections are not part of it):
 
-* the compiled sweep's forward op, its gradient op and `dw_h`'s matmul, with
-  the ops' own phase timers on (`timing=True`): microseconds per time step
-  in the GEMMs (`h @ w_h` forward, `dgates @ w_h^T` backward, per thread),
-  in the gate passes (the gate arithmetic and the state I/O: reading `gx`,
-  `saved` and `hs`, writing `hs`, `saved`, `dgx` and `dgh`), and in all;
-* the floor: the GEMMs' time per step (forward + backward) plus `dw_h`'s
-  matmul (a GEMM too), so `total / floor` says how far from its GEMMs the
-  recurrence runs;
+* the compiled sweep's forward op and its gradient op, with the ops' own
+  phase timers on (`timing=True`): microseconds per time step, per thread,
+  in the GEMMs (`h @ w_h` forward, `dgates @ w_h^T` backward), in the
+  gate passes (the gate arithmetic and the state I/O: reading `gx`, `saved`,
+  `hs` and `dhs`, writing `hs`, `saved` and `dgx`) and in `dw_h`'s outer
+  products (a GEMM too: `h_prev^T @ dgates`), and in all (wall time);
+* the floor: the three GEMMs' time per step, so `total / floor` says how
+  far from its GEMMs the recurrence runs;
 * the fused XLA sweep (`renet_fused`) forward + backward in the same run, as
   the baseline it replaces.
 
@@ -72,30 +72,24 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int) -> dict:
   attrs = dict(axis=axis, reverse=[False], bf16=dtype == "bfloat16", timing=True)
   steps = WIDTH if axis == 2 else HEIGHT
   hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
-  _, dgh, _, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
-  compute_dtype = tf.bfloat16 if dtype == "bfloat16" else tf.float32
-  dw_h = tf.function(lambda h, g: compiled_sweep.recurrent_weight_gradient(h, g, 1,
-                                                                           compute_dtype))
 
   forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx, w_h, b, **attrs)),
                               repeats)
   backward_s, backward = _timed(
       lambda: _numpy(ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)), repeats)
-  dw_h_s, _ = _timed(lambda: _numpy(dw_h(hs, dgh)), repeats)
 
   def per_step(seconds, per_thread=False):
     return 1e6 * seconds / steps / (threads if per_thread else 1)
 
-  fwd_gemm, fwd_gates = (per_step(float(s), True) for s in forward[-1])
-  bwd_gemm, bwd_gates = (per_step(float(s), True) for s in backward[-1])
+  fwd_gemm, fwd_gates, _ = (per_step(float(s), True) for s in forward[-1])
+  bwd_gemm, bwd_gates, bwd_dw = (per_step(float(s), True) for s in backward[-1])
   row = dict(axis=axis, dtype=dtype, steps=steps, lines=BATCH * (HEIGHT if axis == 2 else WIDTH),
              forward_us=per_step(forward_s), forward_gemm_us=fwd_gemm,
              forward_gates_io_us=fwd_gates,
              backward_us=per_step(backward_s), backward_gemm_us=bwd_gemm,
-             backward_gates_io_us=bwd_gates, dw_h_us=per_step(dw_h_s),
-             gemm_path=ops_path(dtype))
-  row["floor_us"] = fwd_gemm + bwd_gemm + row["dw_h_us"]
-  row["total_us"] = row["forward_us"] + row["backward_us"] + row["dw_h_us"]
+             backward_gates_io_us=bwd_gates, dw_h_us=bwd_dw)
+  row["floor_us"] = fwd_gemm + bwd_gemm + bwd_dw
+  row["total_us"] = row["forward_us"] + row["backward_us"]
   row["total_over_floor"] = row["total_us"] / row["floor_us"]
   if _FUSED.value:
     recurrence = renet_fused._recurrence_fn(axis, (False,))  # noqa: SLF001
@@ -113,10 +107,6 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int) -> dict:
   return row
 
 
-def ops_path(dtype: str) -> str:
-  return "amx/avx512/avx2 by CPU flags (kernels/gemm.h)" if dtype == "bfloat16" else "fp32"
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -129,7 +119,8 @@ def main(argv):
   header = (f"{'axis':>4} {'dtype':>8} | {'fwd':>6} {'gemm':>6} {'gates':>6} | {'bwd':>6} "
             f"{'gemm':>6} {'gates':>6} | {'dw_h':>5} | {'total':>6} {'floor':>6} {'ratio':>5}"
             f" | {'XLA fused':>9}")
-  print("microseconds per time step (gemm and gates per thread; gates include the state I/O)")
+  print("microseconds per time step: fwd, bwd and total wall; gemm, gates (with the state "
+        "I/O) and dw_h per thread; floor = the three GEMMs")
   print(header)
   rows = []
   for axis in (2, 1):

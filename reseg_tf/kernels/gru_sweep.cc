@@ -12,11 +12,8 @@
 //   w_h [D, U, 3U], b [D, 3U]
 //   hs [B, H, W, D*U]   the states, in input order; direction d runs in
 //                       reverse time when reverse[d].
-// The gradient op also writes dgh, the gradient of h @ w_h at each step,
-// stored at the position of the h it multiplies (the previous step's), so
-// that dw_h = hs^T @ dgh over all positions: one large matmul after the loop.
-// The input projections and that matmul stay in TensorFlow, where oneDNN
-// runs them.
+// The gradient op returns dgx, dw_h and db; the input projections and their
+// gradients stay in TensorFlow, where oneDNN runs them.
 //
 // Why it is fast: every line (a row or column of the map) recurs on its own,
 // so the lines are split once into one contiguous block per thread of
@@ -25,7 +22,9 @@
 // thread does one GEMM for h @ w_h on all its lines (gemm.h: AVX-512 / AVX2
 // fp32, or bf16 with fp32 accumulation on AMX / AVX512-BF16, chosen from the
 // CPU's flags at run time) and one fused pass over the gates; the backward
-// pass likewise, with one GEMM for dgates @ w_h^T.
+// pass likewise, with one GEMM for dgates @ w_h^T and, while the step's
+// dgates and h_prev rows are in cache, their outer products into the
+// thread's own dw_h (gru_gates.h), summed over threads at the end.
 
 #include <algorithm>
 #include <chrono>
@@ -91,11 +90,11 @@ struct SweepAttrs {
   }
 };
 
-// What each block of lines reports after its sweep: its share of db, and
-// the seconds it spent in GEMMs and in gate passes (when timed).
+// What each block of lines reports after its sweep: its shares of db and
+// dw_h, and the seconds it spent in GEMMs, gate passes and dw_h (when timed).
 struct BlockResult {
-  std::vector<float> db;
-  double gemm_seconds = 0, gate_seconds = 0;
+  std::vector<float> db, dw_h;
+  double gemm_seconds = 0, gate_seconds = 0, dw_seconds = 0;
 };
 
 // Runs fn(first_line, end_line, result) on one contiguous block of lines per
@@ -123,16 +122,18 @@ void Timed(bool on, double* total, const Fn& fn) {
   *total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Output `phase_seconds` [2]: GEMM and gate-pass seconds summed over blocks.
+// Output `phase_seconds` [3]: GEMM, gate-pass and dw_h seconds summed over
+// blocks.
 void WritePhaseSeconds(OpKernelContext* context, int index,
                        const std::vector<BlockResult>& blocks) {
   Tensor* out = nullptr;
-  OP_REQUIRES_OK(context, context->allocate_output(index, TensorShape({2}), &out));
+  OP_REQUIRES_OK(context, context->allocate_output(index, TensorShape({3}), &out));
   auto seconds = out->flat<float>();
-  seconds(0) = seconds(1) = 0;
+  seconds(0) = seconds(1) = seconds(2) = 0;
   for (const auto& block : blocks) {
     seconds(0) += block.gemm_seconds;
     seconds(1) += block.gate_seconds;
+    seconds(2) += block.dw_seconds;
   }
 }
 
@@ -255,19 +256,17 @@ class GruSweepGradOp : public OpKernel {
 
     const TensorShape gate_shape(
         {grid.batch, grid.height, grid.width, num_dir * gates});
-    Tensor *dgx_tensor = nullptr, *dgh_tensor = nullptr, *db_tensor = nullptr;
-    // d(x @ w_x + b), and d(h @ w_h) stored at the position of the h it
-    // multiplies (the previous step's; zeros where no step follows), so that
-    // dw_h = sum over positions of hs^T dgh: one large matmul.
+    Tensor *dgx_tensor = nullptr, *dw_h_tensor = nullptr, *db_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(0, gate_shape, &dgx_tensor));
-    OP_REQUIRES_OK(context, context->allocate_output(1, gate_shape, &dgh_tensor));
+    OP_REQUIRES_OK(context, context->allocate_output(1, w_h.shape(), &dw_h_tensor));
     OP_REQUIRES_OK(context, context->allocate_output(
         2, TensorShape({num_dir, gates}), &db_tensor));
     float* db = db_tensor->flat<float>().data();
+    float* dw_h = dw_h_tensor->flat<float>().data();
     std::fill(db, db + num_dir * gates, 0.0f);
+    std::fill(dw_h, dw_h + num_dir * units * gates, 0.0f);
     if (steps == 0 || lines == 0) {
       dgx_tensor->flat<float>().setZero();
-      dgh_tensor->flat<float>().setZero();
       return WritePhaseSeconds(context, 3, {});
     }
 
@@ -276,15 +275,15 @@ class GruSweepGradOp : public OpKernel {
     const float* hs = hs_tensor.flat<float>().data();
     const float* saved = saved_tensor.flat<float>().data();
     float* dgx = dgx_tensor->flat<float>().data();
-    float* dgh = dgh_tensor->flat<float>().data();
     const auto& gate_kernels = reseg_kernels::Gates();
 
     const auto blocks = ForEachLineBlock(context, lines, [&](int64_t first, int64_t end,
                                                              BlockResult* result) {
       const int64_t n = end - first;
       std::vector<float> dstate(num_dir * n * units, 0.0f);
-      std::vector<float> dgates_h(n * gates);
+      std::vector<float> dgates_h(n * gates), h_prev_rows(n * units);
       result->db.assign(num_dir * gates, 0.0f);
+      result->dw_h.assign(num_dir * units * gates, 0.0f);
       for (int64_t p = steps - 1; p >= 0; --p) {
         for (int d = 0; d < num_dir; ++d) {
           const int64_t t = attrs_.time(p, d, steps);
@@ -293,27 +292,28 @@ class GruSweepGradOp : public OpKernel {
           Timed(attrs_.timing, &result->gate_seconds, [&] {
             for (int64_t i = 0; i < n; ++i) {
               const int64_t line = first + i, pos = grid.position(line, t);
-              const float* h_prev =
-                  p > 0 ? hs + grid.position(line, attrs_.time(p - 1, d, steps)) *
-                                   num_dir * units + d * units
-                        : nullptr;
-              float* dgh_row = dgates_h.data() + i * gates;
+              // h at the previous step, gathered for dw_h (none at the first).
+              float* h_prev = nullptr;
+              if (p > 0) {
+                h_prev = h_prev_rows.data() + i * units;
+                const int64_t prev = grid.position(line, attrs_.time(p - 1, d, steps));
+                std::memcpy(h_prev, hs + prev * num_dir * units + d * units,
+                            units * sizeof(float));
+              }
               gate_kernels.backward(
                   units, saved + ((p * num_dir + d) * lines + line) * 4 * units, h_prev,
                   dhs + pos * num_dir * units + d * units, dh + i * units,
-                  dgx + pos * num_dir * gates + d * gates, dgh_row, db_d);
-              // dgh by the position of h_prev (see the op's doc): dw_h is then
-              // one matmul hs^T @ dgh, with no shift of either map.
-              if (p == steps - 1) {
-                std::memset(dgh + pos * num_dir * gates + d * gates, 0, gates * sizeof(float));
-              }
-              if (p > 0) {
-                const int64_t prev = grid.position(line, attrs_.time(p - 1, d, steps));
-                std::memcpy(dgh + prev * num_dir * gates + d * gates, dgh_row,
-                            gates * sizeof(float));
-              }
+                  dgx + pos * num_dir * gates + d * gates, dgates_h.data() + i * gates,
+                  db_d);
             }
           });
+          if (p > 0) {
+            Timed(attrs_.timing, &result->dw_seconds, [&] {
+              gate_kernels.outer_products(n, units, gates, h_prev_rows.data(),
+                                          dgates_h.data(),
+                                          result->dw_h.data() + d * units * gates);
+            });
+          }
           // dh (to the previous step) += dgates_h @ w_h^T.
           Timed(attrs_.timing, &result->gemm_seconds, [&] {
             reseg_kernels::Gemm(n, dgates_h.data(), gates, weights_t[d], dh, units,
@@ -324,6 +324,7 @@ class GruSweepGradOp : public OpKernel {
     });
     for (const auto& block : blocks) {
       for (int64_t j = 0; j < num_dir * gates; ++j) db[j] += block.db[j];
+      for (int64_t j = 0; j < num_dir * units * gates; ++j) dw_h[j] += block.dw_h[j];
     }
     WritePhaseSeconds(context, 3, blocks);
   }
@@ -366,7 +367,7 @@ REGISTER_OP("ResegGruSweep")
       TF_RETURN_IF_ERROR(c->Multiply(units, 4, &saved_channels));
       c->set_output(1, c->MakeShape({c->Dim(gx, axis), c->MakeDim(int64_t(reverse.size())),
                                      lines, saved_channels}));
-      c->set_output(2, c->Vector(2));
+      c->set_output(2, c->Vector(3));
       return OkStatus();
     })
     .Doc("A whole GRU sweep of D directions along axis (reseg_tf/kernels/gru_sweep.cc).");
@@ -377,7 +378,7 @@ REGISTER_OP("ResegGruSweepGrad")
     .Input("saved: float")
     .Input("w_h: float")
     .Output("dgx: float")
-    .Output("dgh: float")
+    .Output("dw_h: float")
     .Output("db: float")
     .Output("phase_seconds: float")
     .Attr("axis: int")
@@ -393,15 +394,13 @@ REGISTER_OP("ResegGruSweepGrad")
       shape_inference::DimensionHandle gates, channels;
       TF_RETURN_IF_ERROR(c->Multiply(c->Dim(w_h, 1), 3, &gates));
       TF_RETURN_IF_ERROR(c->Multiply(gates, int64_t(reverse.size()), &channels));
-      auto gate_map = c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), c->Dim(hs, 2), channels});
-      c->set_output(0, gate_map);
-      c->set_output(1, gate_map);
+      c->set_output(0, c->MakeShape({c->Dim(hs, 0), c->Dim(hs, 1), c->Dim(hs, 2), channels}));
+      c->set_output(1, w_h);
       c->set_output(2, c->MakeShape({c->MakeDim(int64_t(reverse.size())), gates}));
-      c->set_output(3, c->Vector(2));
+      c->set_output(3, c->Vector(3));
       return OkStatus();
     })
-    .Doc("The gradient of ResegGruSweep: dgx, dgh (the gradient of h @ w_h of each "
-         "step, at the position of the h it multiplies) and db.");
+    .Doc("The gradient of ResegGruSweep: dgx, dw_h and db.");
 
 REGISTER_KERNEL_BUILDER(Name("ResegGruSweep").Device(DEVICE_CPU),
                         reseg::GruSweepOp);

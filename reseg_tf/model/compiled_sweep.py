@@ -2,12 +2,12 @@
 `'compiled'` recurrence of `model/sweep.py` that runs it.
 
 The C++ op runs a whole GRU recurrence (every time step, one or both
-directions) and its gradient; the input projections and `dw_h` stay in
-TensorFlow, as large matmuls that oneDNN runs (in bfloat16 when the layer's
-`compute_dtype` is). With `compute_dtype=bfloat16` the recurrent GEMMs also
-run in bfloat16 with float32 accumulation and a float32 state, on AMX or
-AVX512-BF16 where the CPU has them (chosen at run time, so one build serves
-both CPU families); elsewhere on bf16-rounded values in float32.
+directions) and its gradient (`dgx`, `dw_h`, `db`); the input projections
+stay in TensorFlow, as large matmuls that oneDNN runs (in bfloat16 when the
+layer's `compute_dtype` is). With `compute_dtype=bfloat16` the recurrent
+GEMMs also run in bfloat16 with float32 accumulation and a float32 state, on
+AMX or AVX512-BF16 where the CPU has them (chosen at run time, so one build
+serves both CPU families); elsewhere on bf16-rounded values in float32.
 
 Building: the sources are compiled with the machine's C++ compiler against
 the installed TensorFlow's headers (`tf.sysconfig`), once, into
@@ -131,7 +131,7 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
   """The compiled recurrence (see `sweep.py` for the arguments): GRU only.
 
   Any shape, static or not. `compute_dtype=bfloat16` runs the recurrent
-  GEMMs and `dw_h`'s matmul in bfloat16 (float32 accumulation and state).
+  GEMMs in bfloat16 (float32 accumulation and state).
   """
   if core != "gru":
     raise ValueError(f"the compiled sweep runs GRU cores only, got {core!r}")
@@ -147,28 +147,9 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
     hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
 
     def grad(dhs):
-      dgx, dgh, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
-      dw_h = recurrent_weight_gradient(hs, dgh, len(reverse),
-                                       tf.bfloat16 if bf16 else tf.float32)
+      dgx, dw_h, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
       return dgx, dw_h, db
 
     return hs, grad
 
   return run(gx, w_h, b)
-
-
-def recurrent_weight_gradient(hs: tf.Tensor, dgates_h: tf.Tensor, num_dir: int,
-                              compute_dtype) -> tf.Tensor:
-  """`dw_h [D, U, 3U]` = the sum over steps of `h_prev^T @ d(h @ w_h)`: one
-  large matmul per direction over every position, as the gradient op stores
-  each step's `d(h @ w_h)` at the position of its `h_prev` (zeros where no
-  step follows)."""
-  units = hs.shape[-1] // num_dir
-  gradients = []
-  for d in range(num_dir):
-    h = hs if num_dir == 1 else hs[..., d * units:(d + 1) * units]
-    dg = dgates_h if num_dir == 1 else dgates_h[..., d * 3 * units:(d + 1) * 3 * units]
-    a = tf.cast(tf.reshape(h, [-1, units]), compute_dtype)
-    g = tf.cast(tf.reshape(dg, [-1, 3 * units]), compute_dtype)
-    gradients.append(tf.cast(tf.matmul(a, g, transpose_a=True), tf.float32))
-  return tf.stack(gradients)
