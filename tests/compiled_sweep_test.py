@@ -5,9 +5,11 @@ bfloat16, the op's own checks, and the fallback when it cannot load."""
 import itertools
 import json
 import os
+import subprocess
 from unittest import mock
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -175,6 +177,24 @@ class FallbackTest(tf.test.TestCase):
   def test_cpu_without_avx2_is_not_built_for(self):
     with mock.patch.object(compiled_sweep.machine, "cpu_flags", return_value={"sse2"}):
       self.assertIn("lacks avx2", compiled_sweep._why_not_buildable())
+
+
+def test_every_gemm_path_matches_a_float64_reference(tmp_path):
+  # kernels/gemm_check.cc: every path this CPU has (AVX-512, AVX2, scalar,
+  # AMX, AVX512-BF16, bf16-rounded fp32) over odd sizes, with guard pages
+  # after each matrix; it exits nonzero on any failure.
+  if compiled_sweep._why_not_buildable():  # noqa: SLF001
+    pytest.skip(f"cannot build here: {compiled_sweep._why_not_buildable()}")  # noqa: SLF001
+  binary = str(tmp_path / "gemm_check")
+  build = subprocess.run(
+      [compiled_sweep._compiler(), "-std=c++17", "-O2", *compiled_sweep.ARCH_FLAGS,  # noqa: SLF001
+       os.path.join(compiled_sweep.KERNEL_DIR, "gemm_check.cc"), "-o", binary],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert build.returncode == 0, build.stderr[-2000:]
+  run = subprocess.run([binary], capture_output=True, text=True, timeout=300, check=False)
+  assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+  assert "all paths passed" in run.stdout
+  assert "avx2" in run.stdout and "scalar" in run.stdout
 
 
 def test_cells_are_the_reference_maths():

@@ -96,9 +96,9 @@ class TransposedConv(tf.Module):
   `tf.nn.conv2d_transpose(x, w, strides=(fh, fw), padding='VALID')` with
   the same `w` (layout `[fh, fw, F, C]`), and compiles well under XLA. The
   matmul writes each pixel's block as `fh * fw * F` channels; for square
-  blocks `tf.nn.depth_to_space` moves them into place (about twice as fast
-  as a general 6-D transpose at CamVid's full resolution, and a builtin of
-  TFLite and ONNX), otherwise a reshape and transpose does.
+  blocks `tf.nn.depth_to_space` moves them into place (faster than a general
+  6-D transpose, docs/performance.md, and a builtin of TFLite and ONNX),
+  otherwise a reshape and transpose does.
   """
 
   def __init__(self,

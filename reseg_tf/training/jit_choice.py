@@ -4,9 +4,7 @@ On GPUs the outer XLA function always pays. On CPUs it depends on the CPU
 and on the sweep: without it the ReNet sweeps run in their compiled form
 (a C++ op, which XLA cannot hold) and the input projections and the head in
 oneDNN; with it they run as fused XLA loops and everything else in XLA too.
-Before the compiled sweep, the outer function was 9% slower on an AMD EPYC
-and 14% faster on an Intel Xeon with AMX for the same CamVid step
-(docs/performance.md). So, on a CPU and for a run
+Which is faster has differed from one CPU to the next (docs/performance.md). So, on a CPU and for a run
 long enough to repay it, the trainer times both variants of its own step
 (forward, loss and gradients of this model at this batch shape, no
 optimizer update, so the run's weights do not move) and keeps the faster.
