@@ -477,20 +477,18 @@ RESEG_AVX2 inline void MicroAvx2(int k, const float* a, int lda, const float* b,
 
 using Fp32MicroFn = void (*)(int, const float*, int, const float*, float*, int, int, bool);
 
-template <int MR, int NV>
-constexpr Fp32MicroFn Avx2Fn() { return &MicroAvx2<MR, NV>; }
-
-RESEG_AVX2 inline void GemmAvx2(int m, const float* a, int lda, const PackedB& b, float* c,
-                                int ldc, bool accumulate) {
-  static constexpr Fp32MicroFn kTable[kAvx2Mr][kAvx2Nv] = {
-      {Avx2Fn<1, 1>(), Avx2Fn<1, 2>()}, {Avx2Fn<2, 1>(), Avx2Fn<2, 2>()},
-      {Avx2Fn<3, 1>(), Avx2Fn<3, 2>()}, {Avx2Fn<4, 1>(), Avx2Fn<4, 2>()},
-      {Avx2Fn<5, 1>(), Avx2Fn<5, 2>()}, {Avx2Fn<6, 1>(), Avx2Fn<6, 2>()}};
+// The fp32 driver of the AVX2 and AVX-512 paths: A in tiles of kMr rows (rounded
+// to bf16 first in bf16 mode, into thread scratch slot kSlot), B's panels in
+// vectors of kLanes columns, each tile handed to the micro-kernel of its rows and
+// vectors from `table`.
+template <int kMr, int kNv, int kLanes, int kSlot>
+inline void GemmFp32Tiles(const Fp32MicroFn (&table)[kMr][kNv], int m, const float* a, int lda,
+                          const PackedB& b, float* c, int ldc, bool accumulate) {
   const int k = b.k(), n = b.n(), nr = b.panel_width();
   const bool round_a = b.precision() == Precision::kBfloat16;
-  float* abuf = round_a ? ThreadScratch<float, 1>(size_t(kAvx2Mr) * std::max(k, 1)) : nullptr;
-  for (int i0 = 0; i0 < m; i0 += kAvx2Mr) {
-    const int rows = std::min(kAvx2Mr, m - i0);
+  float* abuf = round_a ? ThreadScratch<float, kSlot>(size_t(kMr) * std::max(k, 1)) : nullptr;
+  for (int i0 = 0; i0 < m; i0 += kMr) {
+    const int rows = std::min(kMr, m - i0);
     const float* ab = a + size_t(i0) * lda;
     int ald = lda;
     if (round_a) {
@@ -500,11 +498,23 @@ RESEG_AVX2 inline void GemmAvx2(int m, const float* a, int lda, const PackedB& b
     }
     for (int j0 = 0; j0 < n; j0 += nr) {
       const int cols = std::min(nr, n - j0);
-      const int nv = (cols + 7) / 8;
-      kTable[rows - 1][nv - 1](k, ab, ald, b.f32() + size_t(j0) * k,
-                               c + size_t(i0) * ldc + j0, ldc, cols - 8 * (nv - 1), accumulate);
+      const int nv = (cols + kLanes - 1) / kLanes;
+      table[rows - 1][nv - 1](k, ab, ald, b.f32() + size_t(j0) * k, c + size_t(i0) * ldc + j0,
+                              ldc, cols - kLanes * (nv - 1), accumulate);
     }
   }
+}
+
+template <int MR, int NV>
+constexpr Fp32MicroFn Avx2Fn() { return &MicroAvx2<MR, NV>; }
+
+RESEG_AVX2 inline void GemmAvx2(int m, const float* a, int lda, const PackedB& b, float* c,
+                                int ldc, bool accumulate) {
+  static constexpr Fp32MicroFn kTable[kAvx2Mr][kAvx2Nv] = {
+      {Avx2Fn<1, 1>(), Avx2Fn<1, 2>()}, {Avx2Fn<2, 1>(), Avx2Fn<2, 2>()},
+      {Avx2Fn<3, 1>(), Avx2Fn<3, 2>()}, {Avx2Fn<4, 1>(), Avx2Fn<4, 2>()},
+      {Avx2Fn<5, 1>(), Avx2Fn<5, 2>()}, {Avx2Fn<6, 1>(), Avx2Fn<6, 2>()}};
+  GemmFp32Tiles<kAvx2Mr, kAvx2Nv, 8, 1>(kTable, m, a, lda, b, c, ldc, accumulate);
 }
 
 // ----------------------------------------------------------------------------------------
@@ -570,25 +580,7 @@ RESEG_AVX512 inline void GemmAvx512(int m, const float* a, int lda, const Packed
       {Avx512Fn<6, 1>(), Avx512Fn<6, 2>(), Avx512Fn<6, 3>()},
       {Avx512Fn<7, 1>(), Avx512Fn<7, 2>(), Avx512Fn<7, 3>()},
       {Avx512Fn<8, 1>(), Avx512Fn<8, 2>(), Avx512Fn<8, 3>()}};
-  const int k = b.k(), n = b.n(), nr = b.panel_width();
-  const bool round_a = b.precision() == Precision::kBfloat16;
-  float* abuf = round_a ? ThreadScratch<float, 2>(size_t(kAvx512Mr) * std::max(k, 1)) : nullptr;
-  for (int i0 = 0; i0 < m; i0 += kAvx512Mr) {
-    const int rows = std::min(kAvx512Mr, m - i0);
-    const float* ab = a + size_t(i0) * lda;
-    int ald = lda;
-    if (round_a) {
-      RoundRowsToBf16(rows, k, ab, lda, abuf);
-      ab = abuf;
-      ald = k;
-    }
-    for (int j0 = 0; j0 < n; j0 += nr) {
-      const int cols = std::min(nr, n - j0);
-      const int nv = (cols + 15) / 16;
-      kTable[rows - 1][nv - 1](k, ab, ald, b.f32() + size_t(j0) * k,
-                               c + size_t(i0) * ldc + j0, ldc, cols - 16 * (nv - 1), accumulate);
-    }
-  }
+  GemmFp32Tiles<kAvx512Mr, kAvx512Nv, 16, 2>(kTable, m, a, lda, b, c, ldc, accumulate);
 }
 
 // ----------------------------------------------------------------------------------------
