@@ -403,20 +403,29 @@ inline void MicroScalar(int k, const float* a, int lda, const float* b, int w, i
       c[size_t(r) * ldc + j] = accumulate ? c[size_t(r) * ldc + j] + acc[r][j] : acc[r][j];
 }
 
+// Runs fn(i0, rows, a_tile, lda_tile) on A in tiles of kMr rows; in bf16 mode
+// each tile is first rounded to bf16 (kept as fp32) in thread scratch slot kSlot,
+// so that every fp32 kernel computes bf16-rounded products there.
+template <int kMr, int kSlot, typename Fn>
+inline void ForEachRowTile(int m, const float* a, int lda, const PackedB& b, const Fn& fn) {
+  const int k = b.k();
+  const bool round_a = b.precision() == Precision::kBfloat16;
+  float* abuf = round_a ? ThreadScratch<float, kSlot>(size_t(kMr) * std::max(k, 1)) : nullptr;
+  for (int i0 = 0; i0 < m; i0 += kMr) {
+    const int rows = std::min(kMr, m - i0);
+    if (round_a) {
+      RoundRowsToBf16(rows, k, a + size_t(i0) * lda, lda, abuf);
+      fn(i0, rows, abuf, k);
+    } else {
+      fn(i0, rows, a + size_t(i0) * lda, lda);
+    }
+  }
+}
+
 inline void GemmScalar(int m, const float* a, int lda, const PackedB& b, float* c, int ldc,
                        bool accumulate) {
   const int k = b.k(), n = b.n(), nr = b.panel_width();
-  const bool round_a = b.precision() == Precision::kBfloat16;
-  float* abuf = round_a ? ThreadScratch<float, 0>(size_t(kScalarMr) * std::max(k, 1)) : nullptr;
-  for (int i0 = 0; i0 < m; i0 += kScalarMr) {
-    const int rows = std::min(kScalarMr, m - i0);
-    const float* ab = a + size_t(i0) * lda;
-    int ald = lda;
-    if (round_a) {
-      RoundRowsToBf16(rows, k, ab, lda, abuf);
-      ab = abuf;
-      ald = k;
-    }
+  ForEachRowTile<kScalarMr, 0>(m, a, lda, b, [&](int i0, int rows, const float* ab, int ald) {
     for (int j0 = 0; j0 < n; j0 += nr) {
       const int w = std::min(nr, n - j0);  // vec == 1: the tail panel is exactly w wide.
       const float* panel = b.f32() + size_t(j0) * k;
@@ -428,7 +437,7 @@ inline void GemmScalar(int m, const float* a, int lda, const PackedB& b, float* 
         default: MicroScalar<1>(k, ab, ald, panel, w, w, cb, ldc, accumulate); break;
       }
     }
-  }
+  });
 }
 
 // ----------------------------------------------------------------------------------------
@@ -477,32 +486,21 @@ RESEG_AVX2 inline void MicroAvx2(int k, const float* a, int lda, const float* b,
 
 using Fp32MicroFn = void (*)(int, const float*, int, const float*, float*, int, int, bool);
 
-// The fp32 driver of the AVX2 and AVX-512 paths: A in tiles of kMr rows (rounded
-// to bf16 first in bf16 mode, into thread scratch slot kSlot), B's panels in
-// vectors of kLanes columns, each tile handed to the micro-kernel of its rows and
-// vectors from `table`.
+// The fp32 driver of the AVX2 and AVX-512 paths: A in tiles of kMr rows, B's
+// panels in vectors of kLanes columns, each tile handed to the micro-kernel of its
+// rows and vectors from `table`.
 template <int kMr, int kNv, int kLanes, int kSlot>
 inline void GemmFp32Tiles(const Fp32MicroFn (&table)[kMr][kNv], int m, const float* a, int lda,
                           const PackedB& b, float* c, int ldc, bool accumulate) {
   const int k = b.k(), n = b.n(), nr = b.panel_width();
-  const bool round_a = b.precision() == Precision::kBfloat16;
-  float* abuf = round_a ? ThreadScratch<float, kSlot>(size_t(kMr) * std::max(k, 1)) : nullptr;
-  for (int i0 = 0; i0 < m; i0 += kMr) {
-    const int rows = std::min(kMr, m - i0);
-    const float* ab = a + size_t(i0) * lda;
-    int ald = lda;
-    if (round_a) {
-      RoundRowsToBf16(rows, k, ab, lda, abuf);
-      ab = abuf;
-      ald = k;
-    }
+  ForEachRowTile<kMr, kSlot>(m, a, lda, b, [&](int i0, int rows, const float* ab, int ald) {
     for (int j0 = 0; j0 < n; j0 += nr) {
       const int cols = std::min(nr, n - j0);
       const int nv = (cols + kLanes - 1) / kLanes;
       table[rows - 1][nv - 1](k, ab, ald, b.f32() + size_t(j0) * k, c + size_t(i0) * ldc + j0,
                               ldc, cols - kLanes * (nv - 1), accumulate);
     }
-  }
+  });
 }
 
 template <int MR, int NV>
@@ -524,6 +522,28 @@ RESEG_AVX2 inline void GemmAvx2(int m, const float* a, int lda, const PackedB& b
 // critical path.
 
 #define RESEG_AVX512 __attribute__((target("avx512f")))
+
+// Writes (or adds) an MR x NV-vector tile of zmm accumulators to C; the last
+// vector of each row holds `last_cols` columns. Shared by the fp32 and the
+// AVX512-BF16 micro-kernels, whose accumulators are both fp32.
+template <int MR, int NV>
+RESEG_AVX512 inline void StoreTileAvx512(__m512 (&acc)[MR][NV], float* c, int ldc,
+                                         int last_cols, bool accumulate) {
+  const __mmask16 mask = __mmask16((1u << last_cols) - 1);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* cr = c + size_t(r) * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV - 1; ++v) {
+      if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_loadu_ps(cr + v * 16));
+      _mm512_storeu_ps(cr + v * 16, acc[r][v]);
+    }
+    float* cl = cr + (NV - 1) * 16;
+    if (accumulate)
+      acc[r][NV - 1] = _mm512_add_ps(acc[r][NV - 1], _mm512_maskz_loadu_ps(mask, cl));
+    _mm512_mask_storeu_ps(cl, mask, acc[r][NV - 1]);
+  }
+}
 
 template <int MR, int NV>
 RESEG_AVX512 inline void MicroAvx512(int k, const float* a, int lda, const float* b, float* c,
@@ -549,20 +569,7 @@ RESEG_AVX512 inline void MicroAvx512(int k, const float* a, int lda, const float
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
-  const __mmask16 mask = __mmask16((1u << last_cols) - 1);
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + size_t(r) * ldc;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV - 1; ++v) {
-      if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_loadu_ps(cr + v * 16));
-      _mm512_storeu_ps(cr + v * 16, acc[r][v]);
-    }
-    float* cl = cr + (NV - 1) * 16;
-    if (accumulate)
-      acc[r][NV - 1] = _mm512_add_ps(acc[r][NV - 1], _mm512_maskz_loadu_ps(mask, cl));
-    _mm512_mask_storeu_ps(cl, mask, acc[r][NV - 1]);
-  }
+  StoreTileAvx512<MR, NV>(acc, c, ldc, last_cols, accumulate);
 }
 
 template <int MR, int NV>
@@ -637,20 +644,7 @@ RESEG_AVX512BF16 inline void MicroBf16(int pairs, const uint32_t* a, int astride
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
     }
   }
-  const __mmask16 mask = __mmask16((1u << last_cols) - 1);
-#pragma GCC unroll 8
-  for (int r = 0; r < MR; ++r) {
-    float* cr = c + size_t(r) * ldc;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV - 1; ++v) {
-      if (accumulate) acc[r][v] = _mm512_add_ps(acc[r][v], _mm512_loadu_ps(cr + v * 16));
-      _mm512_storeu_ps(cr + v * 16, acc[r][v]);
-    }
-    float* cl = cr + (NV - 1) * 16;
-    if (accumulate)
-      acc[r][NV - 1] = _mm512_add_ps(acc[r][NV - 1], _mm512_maskz_loadu_ps(mask, cl));
-    _mm512_mask_storeu_ps(cl, mask, acc[r][NV - 1]);
-  }
+  StoreTileAvx512<MR, NV>(acc, c, ldc, last_cols, accumulate);
 }
 
 using Bf16MicroFn = void (*)(int, const uint32_t*, int, const uint16_t*, float*, int, int, bool);
