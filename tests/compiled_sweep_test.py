@@ -23,7 +23,7 @@ _NEEDS_OP = "the compiled sweep did not build or load here (see the log)"
 _SIZES = ((1, 1, 1), (1, 1, 4), (1, 4, 1), (3, 1, 5), (2, 3, 5), (3, 5, 7))
 
 
-def _weights(rng, channels, units, stacked, dtype=np.float32):
+def _random_weights(rng, channels, units, stacked, dtype=np.float32):
   g = 3 * units
   shapes = ([channels, g], [units, g], [g], [units if stacked else channels, g], [units, g], [g])
   return [tf.constant(rng.normal(0.0, 0.5, s).astype(dtype)) for s in shapes]
@@ -53,11 +53,13 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
     for size in _SIZES:
       channels, units = 3, 5
       x = tf.constant(rng.normal(size=[*size, channels]).astype(np.float32))
-      weights = _weights(rng, channels, units, stacked)
+      weights = _random_weights(rng, channels, units, stacked)
       want, want_grads = _sweep_and_gradients(x, axis, weights, stacked, "scan")
       for execution in ("eager", "function"):
+        # No autograph: nothing here needs it, and in the full suite its
+        # conversion cache once handed back another function of this file.
         fn = (_sweep_and_gradients if execution == "eager"
-              else tf.function(_sweep_and_gradients, reduce_retracing=False))
+              else tf.function(_sweep_and_gradients, autograph=False))
         got, got_grads = fn(x, axis, weights, stacked, "compiled")
         msg = f"size {size} {execution}"
         self.assertAllClose(got, want, atol=1e-5, rtol=1e-5, msg=msg)
@@ -75,7 +77,7 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
   def test_gradients_match_finite_differences(self):
     rng = np.random.default_rng(7)
     x = rng.normal(size=[1, 2, 3, 2])
-    weights = [w.numpy().astype(np.float64) for w in _weights(rng, 2, 3, stacked=False)]
+    weights = [w.numpy().astype(np.float64) for w in _random_weights(rng, 2, 3, stacked=False)]
     recurrence = compiled_sweep.recurrence
 
     def f(x, *weights):  # float32 inside (the op's dtype), float64 outside.
@@ -93,7 +95,7 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
   def test_bfloat16_stays_close_to_float32(self, stacked):
     rng = np.random.default_rng(3)
     x = tf.constant(rng.normal(size=[2, 6, 9, 16]).astype(np.float32))
-    weights = _weights(rng, 16, 8, stacked)
+    weights = _random_weights(rng, 16, 8, stacked)
     want, want_grads = _sweep_and_gradients(x, 2, weights, stacked, "scan")
     got, got_grads = _sweep_and_gradients(x, 2, weights, stacked, "compiled", tf.bfloat16)
     self.assertEqual(got.dtype, tf.float32)
