@@ -3,6 +3,7 @@ r"""The ReNet recurrence per time step: the compiled sweep against its GEMM floo
 COMMAND:
   python benchmarks/sweep_kernel.py                # ~1 min
   python benchmarks/sweep_kernel.py --repeats=3 --output=/tmp/k.json
+  python benchmarks/sweep_kernel.py --quick     # smoke run: a tiny shape, seconds
 
 At the CamVid shape (batch 5, a 90x120 map, U = 100; one direction, as in
 the original code's stacked mode), for each sweep axis (along the rows: 120
@@ -43,8 +44,11 @@ _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/sweep_kernel.json",
 _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"],
                             "Recurrent GEMM dtypes (default float32,bfloat16).")
 _FUSED = flags.DEFINE_bool("fused", True, "Also time the fused XLA sweep (default true).")
+_QUICK = flags.DEFINE_bool("quick", False, "Smoke run: batch 1, a 6x8 map, U = 8, "
+                           "2 repeats (default false).")
 
-BATCH, HEIGHT, WIDTH, UNITS = 5, 90, 120, 100
+CAMVID = dict(batch=5, height=90, width=120, units=100)
+QUICK = dict(batch=1, height=6, width=8, units=8)
 
 
 def _timed(fn, repeats):
@@ -63,14 +67,15 @@ def _numpy(result):
   return [np.asarray(t) for t in tf.nest.flatten(result)]
 
 
-def measure(ops, axis: int, dtype: str, repeats: int, threads: int) -> dict:
+def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict) -> dict:
+  batch, height, width, units = (shape[k] for k in ("batch", "height", "width", "units"))
   rng = np.random.default_rng(0)
-  gx = tf.constant(rng.normal(size=[BATCH, HEIGHT, WIDTH, 3 * UNITS]).astype(np.float32))
-  w_h = tf.constant(rng.normal(0, 0.1, [1, UNITS, 3 * UNITS]).astype(np.float32))
-  b = tf.zeros([1, 3 * UNITS])
-  dhs = tf.constant(rng.normal(size=[BATCH, HEIGHT, WIDTH, UNITS]).astype(np.float32))
+  gx = tf.constant(rng.normal(size=[batch, height, width, 3 * units]).astype(np.float32))
+  w_h = tf.constant(rng.normal(0, 0.1, [1, units, 3 * units]).astype(np.float32))
+  b = tf.zeros([1, 3 * units])
+  dhs = tf.constant(rng.normal(size=[batch, height, width, units]).astype(np.float32))
   attrs = dict(axis=axis, reverse=[False], bf16=dtype == "bfloat16", timing=True)
-  steps = WIDTH if axis == 2 else HEIGHT
+  steps = width if axis == 2 else height
   hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
 
   forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx, w_h, b, **attrs)),
@@ -83,7 +88,7 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int) -> dict:
 
   fwd_gemm, fwd_gates, _ = (per_step(float(s), True) for s in forward[-1])
   bwd_gemm, bwd_gates, bwd_dw = (per_step(float(s), True) for s in backward[-1])
-  row = dict(axis=axis, dtype=dtype, steps=steps, lines=BATCH * (HEIGHT if axis == 2 else WIDTH),
+  row = dict(axis=axis, dtype=dtype, steps=steps, lines=batch * (height if axis == 2 else width),
              forward_us=per_step(forward_s), forward_gemm_us=fwd_gemm,
              forward_gates_io_us=fwd_gates,
              backward_us=per_step(backward_s), backward_gemm_us=bwd_gemm,
@@ -114,6 +119,8 @@ def main(argv):
   ops = compiled_sweep.load()
   if ops is None:
     raise SystemExit("the compiled sweep is not available here (see the log above)")
+  shape = QUICK if _QUICK.value else CAMVID
+  repeats = 2 if _QUICK.value else _REPEATS.value
   print(f"CPU: {machine.cpu_model()}; {_THREADS.value} threads; load average "
         f"{os.getloadavg()[0]:.2f}", flush=True)
   header = (f"{'axis':>4} {'dtype':>8} | {'fwd':>6} {'gemm':>6} {'gates':>6} | {'bwd':>6} "
@@ -125,7 +132,7 @@ def main(argv):
   rows = []
   for axis in (2, 1):
     for dtype in _DTYPES.value:
-      row = measure(ops, axis, dtype, _REPEATS.value, _THREADS.value)
+      row = measure(ops, axis, dtype, repeats, _THREADS.value, shape)
       rows.append(row)
       print(f"{axis:>4} {dtype:>8} | {row['forward_us']:6.0f} {row['forward_gemm_us']:6.0f} "
             f"{row['forward_gates_io_us']:6.0f} | {row['backward_us']:6.0f} "
@@ -139,8 +146,8 @@ def main(argv):
   bench_output.write_json(_OUTPUT.value, dict(
       cpu=machine.cpu_model(), cpu_flags=sorted(machine.cpu_flags() & {
           "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
-      threads=_THREADS.value, load_average=os.getloadavg(), repeats=_REPEATS.value,
-      shape=dict(batch=BATCH, height=HEIGHT, width=WIDTH, units=UNITS), rows=rows))
+      threads=_THREADS.value, load_average=os.getloadavg(), repeats=repeats, shape=shape,
+      rows=rows))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ checks the script's JSON, not its timings.
 
 import json
 
+import pytest
+
+from reseg_tf.model import compiled_sweep
 from tests import fixtures
 
 
@@ -29,3 +32,20 @@ def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
   assert scan["class_agreement_with_saved_model"] == 1.0
   assert scan["bytes"] != unrolled["bytes"]
   assert all(case["median_latency_s"] > 0 for case in cases.values())
+
+
+def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
+  if not compiled_sweep.available():
+    pytest.skip("the compiled sweep did not build or load here")
+  output = tmp_path / "sweep_kernel.json"
+  result = fixtures.run_script("benchmarks/sweep_kernel.py", "--quick", "--nofused",
+                               f"--output={output}", timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  rows = json.loads(output.read_text())["rows"]
+  assert {(r["axis"], r["dtype"]) for r in rows} == {
+      (a, d) for a in (1, 2) for d in ("float32", "bfloat16")}
+  for row in rows:
+    # The op's own phase timers ran, and the phases fit inside the wall times.
+    assert row["forward_gemm_us"] > 0 and row["backward_gates_io_us"] > 0
+    assert row["dw_h_us"] > 0 and "fused_xla_us" not in row
+    assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
