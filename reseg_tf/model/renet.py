@@ -23,14 +23,14 @@ sweep), and the form the loops take is chosen per call by a sweep form of
 `lowering.py` (`'auto'`, `'compiled'`, `'fused'`, `'scan'`, `'unrolled'`).
 """
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from reseg_tf.model import cells, lowering, sweep
 
-Weights = tuple  # (w_x, w_h, b) of one direction.
+Weights = Tuple[tf.Variable, tf.Variable, tf.Variable]  # (w_x, w_h, b) of one direction.
 
 
 class GRUCore(tf.Module):
