@@ -77,6 +77,26 @@ def lstm_step(state, gates_x, w_h):
   return ops.sigmoid(o) * ops.tanh(cell), cell
 
 
+def initial_state(core: str, gx, w_h):
+  """The zero state of `core` for the time-major projections `gx [T, ..., N,
+  G*U]` and `w_h [..., U, G*U]`: `h` for the GRU, `(h, cell)` for the LSTM
+  (zeros like a slice of `gx`, so unknown sizes work)."""
+  h0 = ops.zeros_like(gx[0, ..., :w_h.shape[-2]])
+  return h0 if core == "gru" else (h0, h0)
+
+
+def step_fn(core: str, w_h):
+  """`step(state, gates_x) -> state` of `core` with recurrent weights `w_h`."""
+  if core == "gru":
+    return lambda h, gates_x: gru_step(h, gates_x, w_h)
+  return lambda state, gates_x: lstm_step(state, gates_x, w_h)
+
+
+def hidden(core: str, state):
+  """The hidden state `h` of a state of `core` (or of states stacked over time)."""
+  return state if core == "gru" else state[0]
+
+
 def project(x, w, compute_dtype=None):
   """`x @ w` over the last axis, as one 2-D matmul (both cores use it).
 

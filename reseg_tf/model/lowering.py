@@ -58,24 +58,18 @@ FIXED_SIZE = Lowering(sweep="unrolled", resize="matrix", float32=True)  # LiteRT
 
 def tf_scan(core: str, gx: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
   """The `sweep.Loop` of `tf.scan` with plain autodiff: the reference."""
-  h0 = tf.zeros_like(gx[0, :, :, :w_h.shape[-2]])  # [D, N, U]
-  if core == "gru":
-    return tf.scan(lambda h, g: cells.gru_step(h, g, w_h), gx, initializer=h0)
-  return tf.scan(lambda s, g: cells.lstm_step(s, g, w_h), gx, initializer=(h0, h0))[0]
+  states = tf.scan(cells.step_fn(core, w_h), gx,
+                   initializer=cells.initial_state(core, gx, w_h))
+  return cells.hidden(core, states)
 
 
 def unrolled(core: str, gx: tf.Tensor, w_h: tf.Tensor) -> tf.Tensor:
   """The `sweep.Loop` with one Python step per time step (static T): a graph
   with no loop, that the TFLite converter turns into builtin ops."""
-  h0 = tf.zeros_like(gx[0, :, :, :w_h.shape[-2]])
-  state, hs = (h0 if core == "gru" else (h0, h0)), []
-  for g in tf.unstack(gx):
-    if core == "gru":
-      state = cells.gru_step(state, g, w_h)
-      hs.append(state)
-    else:
-      state = cells.lstm_step(state, g, w_h)
-      hs.append(state[0])
+  step, state, hs = cells.step_fn(core, w_h), cells.initial_state(core, gx, w_h), []
+  for gates_x in tf.unstack(gx):
+    state = step(state, gates_x)
+    hs.append(cells.hidden(core, state))
   return tf.stack(hs)
 
 
@@ -88,12 +82,10 @@ def in_xla_context() -> bool:
 
 def sweep_form(requested: str, core: str, static_shape: bool) -> str:
   """The form that runs: `requested` or the first fallback that can."""
-  form = requested
+  form, xla = requested, in_xla_context()
   if form == "auto":
-    gpu = bool(tf.config.list_logical_devices("GPU"))
-    form = "fused" if gpu or in_xla_context() else "compiled"
-  if form == "compiled" and (core != "gru" or in_xla_context() or
-                             not compiled_sweep.available()):
+    form = "fused" if xla or tf.config.list_logical_devices("GPU") else "compiled"
+  if form == "compiled" and (core != "gru" or xla or not compiled_sweep.available()):
     form = "fused"
   if form == "fused" and (core != "gru" or not static_shape):
     form = "scan"

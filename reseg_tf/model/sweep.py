@@ -92,21 +92,13 @@ def time_major(loop: Loop) -> Recurrence:
 
 def keras_scan(core: str, gx, w_h):
   """The `Loop` of `ops.scan` with plain autodiff: any Keras backend."""
-  units = w_h.shape[-2]
-  h0 = ops.zeros_like(gx[0, :, :, :units])  # [D, N, U]; works at unknown sizes.
-  if core == "gru":
+  step = cells.step_fn(core, w_h)
 
-    def gru_fn(h, g):
-      h = cells.gru_step(h, g, w_h)
-      return h, h
-
-    return ops.scan(gru_fn, h0, gx)[1]
-
-  def lstm_fn(state, g):
-    state = cells.lstm_step(state, g, w_h)
+  def scan_fn(state, gates_x):
+    state = step(state, gates_x)
     return state, state  # TensorFlow's scan wants outputs shaped like the carry.
 
-  return ops.scan(lstm_fn, (h0, h0), gx)[1][0]
+  return cells.hidden(core, ops.scan(scan_fn, cells.initial_state(core, gx, w_h), gx)[1])
 
 
 def extract_patches(x, patch_size: Sequence[int]):
