@@ -18,7 +18,7 @@ The network (CamVid configuration, gin/model/camvid.gin):
       -> nn.ConvTranspose2d (stride = kernel) + ReLU, twice; 1x1 nn.Conv2d
       -> crop to H x W: logits [B, K, H, W] (NCHW, as F.cross_entropy wants)
 
-The GRU. Ours (reseg_tf/model/gru.py; gates fused as (r, u, c)):
+The GRU. Ours (reseg_tf/model/cells.py; gates fused as (r, u, c)):
 
     r  = sigmoid(x w_xr + h w_hr + b_r)
     u  = sigmoid(x w_xu + h w_hu + b_u)

@@ -2,8 +2,8 @@
 // a [B, H, W, C] map, forward (ResegGruSweep) and backward
 // (ResegGruSweepGrad), as TensorFlow CPU ops.
 //
-// The maths is reseg_tf/model/gru.py's (the reset gate scales h @ w_hc after
-// the matmul):
+// The maths is reseg_tf/model/cells.py's (the reset gate scales h @ w_hc
+// after the matmul):
 //   r = sigmoid(gx_r + b_r + h w_hr)     u = sigmoid(gx_u + b_u + h w_hu)
 //   c = tanh(gx_c + b_c + r * (h w_hc))  h' = h + u * (c - h)
 // and the ops have the interface of renet_fused.py's XLA loops, so that one
@@ -28,7 +28,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
