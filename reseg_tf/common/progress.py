@@ -69,13 +69,14 @@ class RateLog:
 
 
 class ProgressBar(RateLog):
-  """`[#####.....] 12/40 images 3.1/s ETA 9s` on a terminal, lines otherwise."""
+  """`[#####.....] 12/40 images 3.1/s ETA 9s` on a terminal, lines otherwise;
+  `unit` names what is counted (images, frames)."""
 
   def __init__(self, total: int, stream=None, width: int = 30,
-               line_every_seconds: float = 10.0):
+               line_every_seconds: float = 10.0, unit: str = "images"):
     self.stream = stream if stream is not None else sys.stderr
     self.interactive = getattr(self.stream, "isatty", lambda: False)()
-    super().__init__("images", total, self._draw, "images",
+    super().__init__(unit, total, self._draw, unit,
                      every_seconds=0.0 if self.interactive else line_every_seconds)
     self.width = width
 
@@ -96,7 +97,7 @@ class ProgressBar(RateLog):
     now = time.monotonic()
     filled = int(self.width * self.done / max(self._total, 1))
     text = (f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self._total} "
-            f"images {self.rate(now):.1f}/s ETA {duration(self.eta(now))}")
+            f"{self._unit} {self.rate(now):.1f}/s ETA {duration(self.eta(now))}")
     if self.interactive:
       self.stream.write("\r" + text + ("\n" if self.done == self._total else ""))
     else:
