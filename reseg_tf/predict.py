@@ -18,14 +18,22 @@ read from its model_info.json (or the records' metadata.json); with
 --saved_model (an export) everything comes from the SavedModel. The images
 go through the Python API's `SegmentationModel.segment`
 (`reseg_tf/segmentation.py`), so both give the same classes.
+
+A video (--input=drive.mp4; also .mov, .mkv, .avi, .webm, ...; the `video`
+extra) gives `<stem>_overlay.mp4`: the same frame count, frame rate and size,
+the colours blended over each frame or (--video_layout=side_by_side) the
+frame and its colour map side by side; with --video_classes also each
+frame's class map, `<stem>_classes/000000.png`, ... (lossless). Frames go
+through the model --video_batch_size at a time (`serving/video.py`).
 """
 
+import os
 import sys
 
 from absl import app, flags, logging
 
 from reseg_tf import cli, segmentation
-from reseg_tf.serving import prediction
+from reseg_tf.serving import prediction, video
 from reseg_tf.serving import segmenter as segmenter_lib
 
 _MODEL = cli.define_model_flags(
@@ -36,7 +44,7 @@ _SAVED_MODEL = flags.DEFINE_string(
     "folder (its highest version is used). Instead of --model or --model_dir.")
 _INPUT = flags.DEFINE_string(
     "input", None, "An image file, a folder of images (not recursive) or a glob "
-    "(quote it; ** recurses). Required.")
+    "(quote it; ** recurses); or a video file. Required.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions",
                                   "Where the pictures are written (created).")
 _LABELS = flags.DEFINE_string(
@@ -52,6 +60,16 @@ _EXIF_ORIENTATION = flags.DEFINE_bool(
     "exif_orientation", True, "Turn photos as their EXIF orientation tag says (as "
     "viewers show them), so the outputs match the photo as seen; false: read the "
     "pixels as stored.")
+# A video as --input (see the module docstring).
+_VIDEO_LAYOUT = flags.DEFINE_enum(
+    "video_layout", "blend", video.LAYOUTS, "For a video: 'blend' (the class colours "
+    "over each frame, --overlay_alpha opaque) or 'side_by_side' (frame | colour map).")
+_VIDEO_CLASSES = flags.DEFINE_bool(
+    "video_classes", False, "For a video: also write each frame's class map, "
+    "<stem>_classes/<frame>.png (class ids, lossless).")
+_VIDEO_BATCH_SIZE = flags.DEFINE_integer(
+    "video_batch_size", video.DEFAULT_BATCH_SIZE, "For a video: frames per batch "
+    "through the model.")
 
 
 def main(argv):
@@ -75,6 +93,8 @@ def main(argv):
                  restored.class_table(_MODEL.records_dir.value)["source"])
     model = segmentation.from_restored(restored, _MODEL.records_dir.value)
 
+  if not is_collection and video.is_video(paths[0]):
+    return _predict_video(model, paths[0])
   report = prediction.predict_files(
       model, paths, _OUTPUT_DIR.value, labels_dir=_LABELS.value,
       alpha=_OVERLAY_ALPHA.value,
@@ -90,6 +110,22 @@ def main(argv):
     for path, reason in report.failed.items():
       print(f"  {path}: {reason}", file=sys.stderr)
     return 1
+  return 0
+
+
+def _predict_video(model, path: str) -> int:
+  """Segments the video `path` into --output_dir (the module docstring)."""
+  stem = os.path.splitext(os.path.basename(path))[0]
+  classes_dir = (os.path.join(_OUTPUT_DIR.value, f"{stem}_classes")
+                 if _VIDEO_CLASSES.value else None)
+  report = video.segment_video(
+      path, os.path.join(_OUTPUT_DIR.value, f"{stem}_overlay.mp4"),
+      video.model_segment_fn(model), model.colors, layout=_VIDEO_LAYOUT.value,
+      alpha=_OVERLAY_ALPHA.value, batch_size=_VIDEO_BATCH_SIZE.value,
+      classes_dir=classes_dir, progress=_PROGRESS.value)
+  print(f"Segmented {report.frames} frames of {path} in {report.seconds:.1f} s "
+        f"({report.frames_per_second:.2f} frames/s) into {report.output}"
+        + (f"; class maps in {classes_dir}" if classes_dir else ""))
   return 0
 
 

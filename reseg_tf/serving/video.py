@@ -1,8 +1,8 @@
 """Segmenting video files: an overlay video and, optionally, per-frame class maps.
 
 `segment_video` reads a video's frames, sends them in batches through a
-segmentation function (uint8 frames `[B, H, W, 3]` -> class ids `[B, H, W]`,
-e.g. a `SegmentationModel.segment` wrapped by the caller) and writes
+segmentation function (uint8 frames `[B, H, W, 3]` -> class ids `[B, H, W]`;
+`model_segment_fn` makes one of a `reseg_tf.SegmentationModel`) and writes
 
   - a video of the same frame count, frame rate and frame size (twice the
     width for the side-by-side layout): the class colours blended over each
@@ -37,7 +37,6 @@ from PIL import Image
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import ProgressBar
 from reseg_tf.evaluation import summaries
-from reseg_tf.serving import prediction
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".ogv", ".3gp", ".ts", ".mts")
@@ -232,10 +231,20 @@ def draw(frames: np.ndarray, classes: np.ndarray, colors: np.ndarray,
   `[B, H, W]`: blended `[B, H, W, 3]` or side by side `[B, H, 2W, 3]`."""
   color = summaries.colorize(classes, colors)
   if layout == "blend":
-    return prediction.overlay(frames, color, alpha)
+    return summaries.overlay(frames, color, alpha)
   if layout == "side_by_side":
     return np.concatenate([frames, color], axis=2)
   raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def model_segment_fn(model) -> SegmentFn:
+  """`segment_video`'s function for a `reseg_tf.SegmentationModel`: the
+  frames of a batch go through its `segment` together."""
+
+  def segment(frames: np.ndarray) -> np.ndarray:
+    return np.stack([r.classes for r in model.segment(list(frames), batch_size=len(frames))])
+
+  return segment
 
 
 def segment_video(path: str, output_path: str, segment: SegmentFn,
