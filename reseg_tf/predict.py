@@ -23,14 +23,17 @@ A video (--input=drive.mp4; also .mov, .mkv, .avi, .webm, ...; the `video`
 extra) gives `<stem>_overlay.mp4`: the same frame count, frame rate and size,
 the colours blended over each frame or (--video_layout=side_by_side) the
 frame and its colour map side by side; with --video_classes also each
-frame's class map, `<stem>_classes/000000.png`, ... (lossless). Frames go
-through the model --video_batch_size at a time (`serving/video.py`).
+frame's class map, `<stem>_classes/000000.png`, ... (lossless); with
+--video_sheet=N a picture of N frames and their class colours,
+`<stem>_frames.png`. Frames go through the model --video_batch_size at a
+time (`serving/video.py`).
 """
 
 import os
 import sys
 
 from absl import app, flags, logging
+from PIL import Image
 
 from reseg_tf import cli, segmentation
 from reseg_tf.serving import prediction, video
@@ -67,6 +70,9 @@ _VIDEO_LAYOUT = flags.DEFINE_enum(
 _VIDEO_CLASSES = flags.DEFINE_bool(
     "video_classes", False, "For a video: also write each frame's class map, "
     "<stem>_classes/<frame>.png (class ids, lossless).")
+_VIDEO_SHEET = flags.DEFINE_integer(
+    "video_sheet", 0, "For a video: also write <stem>_frames.png, this many evenly "
+    "spaced frames beside their class colours (0: none).")
 _VIDEO_BATCH_SIZE = flags.DEFINE_integer(
     "video_batch_size", video.DEFAULT_BATCH_SIZE, "For a video: frames per batch "
     "through the model.")
@@ -122,10 +128,14 @@ def _predict_video(model, path: str) -> int:
       path, os.path.join(_OUTPUT_DIR.value, f"{stem}_overlay.mp4"),
       video.model_segment_fn(model), model.colors, layout=_VIDEO_LAYOUT.value,
       alpha=_OVERLAY_ALPHA.value, batch_size=_VIDEO_BATCH_SIZE.value,
-      classes_dir=classes_dir, progress=_PROGRESS.value)
+      classes_dir=classes_dir, progress=_PROGRESS.value, keep_frames=_VIDEO_SHEET.value)
+  sheet = os.path.join(_OUTPUT_DIR.value, f"{stem}_frames.png") if report.kept else None
+  if sheet:
+    Image.fromarray(video.frame_sheet(report, model.colors)).save(sheet)
   print(f"Segmented {report.frames} frames of {path} in {report.seconds:.1f} s "
         f"({report.frames_per_second:.2f} frames/s) into {report.output}"
-        + (f"; class maps in {classes_dir}" if classes_dir else ""))
+        + (f"; class maps in {classes_dir}" if classes_dir else "")
+        + (f"; frames in {sheet}" if sheet else ""))
   return 0
 
 

@@ -158,11 +158,15 @@ class PredictVideoTest(tf.test.TestCase):
     process = fixtures.run_module(
         "reseg_tf.predict", "--model=horse_no_vgg", f"--input={clip}",
         f"--output_dir={output}", "--video_layout=side_by_side", "--video_classes",
-        "--video_batch_size=3")
+        "--video_batch_size=3", "--video_sheet=3")
     self.assertEqual(process.returncode, 0, process.stderr)
     self.assertIn(f"Segmented {FRAMES} frames of {clip}", process.stdout)
     self.assertIn(f"{FRAMES}/{FRAMES} frames", process.stderr)  # The progress bar.
-    self.assertEqual(sorted(os.listdir(output)), ["drive_classes", "drive_overlay.mp4"])
+    self.assertEqual(sorted(os.listdir(output)),
+                     ["drive_classes", "drive_frames.png", "drive_overlay.mp4"])
+    # Frames 0, 4 and 7, each a row of 180 pixels (and its caption): frame | colours.
+    sheet = np.asarray(Image.open(os.path.join(output, "drive_frames.png")))
+    self.assertEqual(sheet.shape, (3 * (180 + 14) + 2 * 4, 2 * 240 + 4, 3))
     info, _ = video.open_video(os.path.join(output, "drive_overlay.mp4"))
     self.assertEqual((info.frames, info.fps, info.width, info.height),
                      (FRAMES, Fraction(FPS), 2 * WIDTH, HEIGHT))

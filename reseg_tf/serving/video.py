@@ -37,6 +37,7 @@ from PIL import Image
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import ProgressBar
 from reseg_tf.evaluation import summaries
+from reseg_tf.serving import prediction
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".ogv", ".3gp", ".ts", ".mts")
@@ -211,6 +212,8 @@ class VideoReport:
     frames: the frames segmented and written.
     model_seconds: the time spent in the segmentation function.
     seconds: the whole run's time (reading, the model, drawing, writing).
+    kept: `{frame index: (frame, class map)}` of the frames `keep_frames`
+      asked for.
   """
   input: str
   output: str
@@ -219,6 +222,7 @@ class VideoReport:
   frames: int
   model_seconds: float
   seconds: float
+  kept: dict = dataclasses.field(default_factory=dict)
 
   @property
   def frames_per_second(self) -> float:
@@ -252,7 +256,8 @@ def segment_video(path: str, output_path: str, segment: SegmentFn,
                   alpha: float = 0.5, batch_size: int = DEFAULT_BATCH_SIZE,
                   classes_dir: Optional[str] = None, max_frames: Optional[int] = None,
                   progress: bool = False,
-                  on_frames: Optional[Callable[[int, int], None]] = None) -> VideoReport:
+                  on_frames: Optional[Callable[[int, int], None]] = None,
+                  keep_frames: int = 0) -> VideoReport:
   """Segments every frame of the video `path` and writes `output_path`.
 
   Args:
@@ -270,6 +275,8 @@ def segment_video(path: str, output_path: str, segment: SegmentFn,
     max_frames: refuse videos with more frames than this (None: any).
     progress: draw a progress bar with the ETA on stderr.
     on_frames: called with `(frames done, frames in all)` after each batch.
+    keep_frames: keep this many evenly spaced frames and their class maps in
+      the report (for `frame_sheet`).
 
   Returns:
     A `VideoReport`.
@@ -298,7 +305,8 @@ def segment_video(path: str, output_path: str, segment: SegmentFn,
       os.makedirs(classes_dir, exist_ok=True)
     width = info.width * (2 if layout == "side_by_side" else 1)
     bar = ProgressBar(info.frames, unit="frames") if progress else None
-    model_seconds, done = 0.0, 0
+    model_seconds, done, kept = 0.0, 0, {}
+    keep = set(np.linspace(0, info.frames - 1, keep_frames).round().astype(int).tolist())
     with VideoWriter(output_path, width, info.height, info.fps) as writer:
       for batch in _batches(frames, batch_size):
         tick = time.monotonic()
@@ -309,6 +317,8 @@ def segment_video(path: str, output_path: str, segment: SegmentFn,
                            f"for frames of shape {batch.shape}")
         for frame in draw(batch, classes, colors, layout, alpha):
           writer.write(frame)
+        for i in keep.intersection(range(done, done + len(batch))):
+          kept[i] = (batch[i - done], classes[i - done])
         if classes_dir:
           for i, class_map in enumerate(classes):
             Image.fromarray(class_map.astype(np.uint8)).save(
@@ -322,7 +332,18 @@ def segment_video(path: str, output_path: str, segment: SegmentFn,
     frames.close()
   return VideoReport(input=path, output=output_path, classes_dir=classes_dir, info=info,
                      frames=done, model_seconds=model_seconds,
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start, kept=kept)
+
+
+def frame_sheet(report: VideoReport, colors: Sequence[Sequence[int]],
+                height: int = 180) -> np.ndarray:
+  """One picture of the report's kept frames: per frame a row "frame i (t s)"
+  with the frame and its class colours, scaled to `height`."""
+  fps = report.info.fps or 1
+  rows = [(f"{os.path.basename(report.input)}: frame {i} ({float(i / fps):.2f} s)",
+           [frame, summaries.colorize(classes, colors)])
+          for i, (frame, classes) in sorted(report.kept.items())]
+  return prediction.contact_sheet(rows, height)
 
 
 def _batches(frames: Iterator[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
