@@ -51,7 +51,7 @@ EXAMPLE = os.path.join(fixtures.ROOT, "reseg_tf", "demo_examples", "camvid_0016E
 MODEL = "camvid_no_vgg_cycle4"  # The page's default.
 SCREENSHOT = os.path.join(fixtures.ROOT, "docs", "demo.png")
 _FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-          "--disable-component-update", "--no-first-run", "--window-size=1280,1000")
+          "--disable-component-update", "--no-first-run", "--window-size=1280,1400")
 
 
 def free_port() -> int:
