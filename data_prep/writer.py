@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from data_prep import images, statistics
 from data_prep.dataset import BadInputError, ExampleRef, LoadedExample, Plan
+from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import records
 
@@ -146,6 +147,8 @@ def _convert_all(plan: Plan, refs: list[ExampleRef], num_workers: int
       return _encode(plan, ref, plan.load(ref))
     except BadInputError as e:
       return e
+    except InputError as e:  # The shared image reader's UnreadableImageError.
+      return BadInputError(e.path, e.problem)
 
   with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
     pending = collections.deque()
