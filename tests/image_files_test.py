@@ -50,6 +50,11 @@ class ReadRgbTest(parameterized.TestCase, tf.test.TestCase):
     self.assertAllEqual(image_files.read_rgb(path, apply_exif_orientation=False),
                         self.stored)
 
+  def test_an_invalid_orientation_reads_as_stored(self):
+    path = os.path.join(self.dir, "o9.png")
+    save_with_orientation(path, self.stored, 9)
+    self.assertAllEqual(image_files.read_rgb(path), self.stored)
+
   def test_jpeg_with_orientation_is_turned(self):
     path = os.path.join(self.dir, "phone.jpg")
     save_with_orientation(path, self.stored, 6, quality=95)

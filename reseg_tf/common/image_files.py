@@ -31,7 +31,10 @@ class UnreadableImageError(InputError):
 
 def orientation(image: Image.Image) -> int:
   """The image's EXIF orientation (1..8), 1 when it has none (or a bad one)."""
-  value = image.getexif().get(EXIF_ORIENTATION, 1)
+  try:
+    value = image.getexif().get(EXIF_ORIENTATION, 1)
+  except Exception:  # pylint: disable=broad-except  # Damaged EXIF: show as stored.
+    return 1
   return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
