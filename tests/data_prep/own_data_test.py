@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from reseg_tf.common import image_files
 from tests.data_prep import fixtures
