@@ -1,1 +1,22 @@
-"""reseg-tf: ReSeg recurrent semantic segmentation in TensorFlow 2."""
+"""reseg-tf: ReSeg recurrent semantic segmentation in TensorFlow 2.
+
+    import reseg_tf
+    result = reseg_tf.load_model("horse_no_vgg").segment("photo.jpg")
+
+`load_model`, `SegmentationModel` and `Segmentation` live in
+`reseg_tf.segmentation`, loaded on first use: `import reseg_tf` alone does
+not import TensorFlow (the command-line tools first quiet its logging).
+`ResegError` is the exception of every expected failure.
+"""
+
+from reseg_tf.common.errors import ResegError
+
+_API = ("load_model", "SegmentationModel", "Segmentation")
+__all__ = ["ResegError", *_API]
+
+
+def __getattr__(name):
+  if name in _API:
+    from reseg_tf import segmentation  # noqa: PLC0415
+    return getattr(segmentation, name)
+  raise AttributeError(f"module 'reseg_tf' has no attribute {name!r}")

@@ -25,6 +25,7 @@ A trained model's saved configuration is read here too, once, by
 the typed `ModelSpec` it returns. `load_run` and `load_published` do both.
 """
 
+import contextlib
 import os
 from typing import Optional, Sequence
 
@@ -79,7 +80,8 @@ def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),
   operative_config.gin or a published model's config.gin), then
   `gin_bindings`; reads the `ReSeg` bindings and `train.records_dir` and
   `train.batch_size` (for runs from before model_info.json); and clears gin
-  again, so that nothing of the configuration is left in gin's global state.
+  leaves gin's global state as it found it (`_gin_state_kept`): nothing of the
+  model's configuration stays, and a caller's own configuration survives.
 
   Raises:
     MissingFileError: no gin file given and `config` does not exist.
@@ -91,14 +93,43 @@ def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),
           config or "(no model)", "not found: is this a training run's model_dir "
           "or a published model? Otherwise give its gin files with --gin_file")
     files = [config]
-  gin.clear_config()
-  try:
+  with _gin_state_kept():
+    gin.clear_config()
     gin.parse_config_files_and_bindings(files, list(gin_bindings))
     return restore.ModelSpec(reseg_args=gin.get_bindings("reseg_tf.ReSeg"),
                              records_dir=_bound("train.records_dir"),
                              batch_size=_bound("train.batch_size"), source=tuple(files))
+
+
+@contextlib.contextmanager
+def _gin_state_kept():
+  """Puts gin's global configuration back as it was on exit.
+
+  Reading a model's configuration goes through gin's one global state; the
+  Python API (`reseg_tf.load_model`) must not change a caller's gin
+  configuration (a training script may have parsed its own). gin 0.5 has no
+  public snapshot, so this copies the module state `gin.clear_config` resets.
+  """
+  state = gin.config
+  config = {key: dict(values) for key, values in state._CONFIG.items()}
+  singletons, imports = dict(state._SINGLETONS), set(state._IMPORTS)
+  with state._OPERATIVE_CONFIG_LOCK:
+    operative = dict(state._OPERATIVE_CONFIG)
+  locked = gin.config_is_locked()
+  try:
+    yield
   finally:
-    gin.clear_config()
+    state._set_config_is_locked(False)
+    state._CONFIG.clear()
+    state._CONFIG.update(config)
+    state._SINGLETONS.clear()
+    state._SINGLETONS.update(singletons)
+    state._IMPORTS.clear()
+    state._IMPORTS.update(imports)
+    with state._OPERATIVE_CONFIG_LOCK:
+      state._OPERATIVE_CONFIG.clear()
+      state._OPERATIVE_CONFIG.update(operative)
+    state._set_config_is_locked(locked)
 
 
 def load_run(model_dir: Optional[str], checkpoint: str = "best",

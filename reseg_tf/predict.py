@@ -15,15 +15,16 @@ then 1.
 With --model (a published model under models/) or --model_dir (a training
 run) the model is rebuilt from its gin configuration and weights, the colours
 read from its model_info.json (or the records' metadata.json); with
---saved_model (an export) everything comes from the SavedModel.
+--saved_model (an export) everything comes from the SavedModel. The images
+go through the Python API's `SegmentationModel.segment`
+(`reseg_tf/segmentation.py`), so both give the same classes.
 """
 
 import sys
 
 from absl import app, flags, logging
 
-from reseg_tf import cli
-from reseg_tf.model import lowering
+from reseg_tf import cli, segmentation
 from reseg_tf.serving import prediction
 from reseg_tf.serving import segmenter as segmenter_lib
 
@@ -47,6 +48,10 @@ _CONTACT_SHEET_ROWS = flags.DEFINE_integer(
     "contact_sheet_rows", 64, "Images per contact sheet (for a folder or glob); "
     "0: no contact sheet.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar for a folder or glob.")
+_EXIF_ORIENTATION = flags.DEFINE_bool(
+    "exif_orientation", True, "Turn photos as their EXIF orientation tag says (as "
+    "viewers show them), so the outputs match the photo as seen; false: read the "
+    "pixels as stored.")
 
 
 def main(argv):
@@ -62,22 +67,20 @@ def main(argv):
     raise app.UsageError(str(e)) from None
 
   if _SAVED_MODEL.value:
-    segmenter = segmenter_lib.load_saved_model(_SAVED_MODEL.value)
+    model = segmentation.SegmentationModel(
+        segmenter_lib.load_saved_model(_SAVED_MODEL.value), _SAVED_MODEL.value)
   else:
     restored = cli.load_model(_MODEL)
-    table = restored.class_table(_MODEL.records_dir.value)
-    logging.info("Class colours from %s", table["source"])
-    # Runs here only, never saved: the fastest form of the sweeps.
-    segmenter = segmenter_lib.Segmenter(restored.model, table["class_names"],
-                                        table["class_colors"], table["dataset"],
-                                        lowering=lowering.IN_PROCESS)
-  colors = segmenter_lib.class_table(segmenter)["class_colors"]
+    logging.info("Class colours from %s",
+                 restored.class_table(_MODEL.records_dir.value)["source"])
+    model = segmentation.from_restored(restored, _MODEL.records_dir.value)
 
   report = prediction.predict_files(
-      segmenter, paths, _OUTPUT_DIR.value, colors, labels_dir=_LABELS.value,
+      model, paths, _OUTPUT_DIR.value, labels_dir=_LABELS.value,
       alpha=_OVERLAY_ALPHA.value,
       rows_per_sheet=_CONTACT_SHEET_ROWS.value if is_collection else 0,
-      progress=_PROGRESS.value and is_collection)
+      progress=_PROGRESS.value and is_collection,
+      apply_exif_orientation=_EXIF_ORIENTATION.value)
   print(f"Segmented {len(report.written)} of {len(paths)} images into {_OUTPUT_DIR.value}"
         + (f"; contact sheets: {', '.join(report.contact_sheets)}"
            if report.contact_sheets else ""))

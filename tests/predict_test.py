@@ -8,7 +8,8 @@ from PIL import Image
 
 import gin
 from reseg_tf import configurables
-from reseg_tf.common import progress
+from reseg_tf.common import image_files, progress
+from reseg_tf.evaluation import summaries
 from reseg_tf.serving import prediction
 from reseg_tf.serving import segmenter as segmenter_lib
 from tests import fixtures
@@ -123,18 +124,19 @@ class PredictionLibraryTest(tf.test.TestCase):
     with self.assertRaises(FileNotFoundError):
       prediction.find_inputs(os.path.join(folder, "*.webp"))
 
-  def test_read_image_converts_to_rgb_and_rejects_non_images(self):
+  def test_read_rgb_converts_to_rgb_and_rejects_non_images(self):
     folder = write_images(os.path.join(self.create_tempdir().full_path, "images"))
-    self.assertEqual(prediction.read_image(os.path.join(folder, "gray.jpg")).shape, (21, 30, 3))
-    self.assertEqual(prediction.read_image(os.path.join(folder, "rgba.png")).shape, (40, 27, 3))
+    self.assertEqual(image_files.read_rgb(os.path.join(folder, "gray.jpg")).shape, (21, 30, 3))
+    self.assertEqual(image_files.read_rgb(os.path.join(folder, "rgba.png")).shape, (40, 27, 3))
     for name in ("corrupt.png", "notes.txt", "missing.png"):
-      with self.assertRaises(prediction.UnreadableImageError):
-        prediction.read_image(os.path.join(folder, name))
+      with self.assertRaises(image_files.UnreadableImageError) as raised:
+        image_files.read_rgb(os.path.join(folder, name))
+      self.assertEqual(raised.exception.path, os.path.join(folder, name))
 
   def test_overlay_blends(self):
     image = np.full((2, 2, 3), 100, np.uint8)
     color = np.full((2, 2, 3), 200, np.uint8)
-    self.assertAllEqual(prediction.overlay(image, color, 0.25), np.full((2, 2, 3), 125))
+    self.assertAllEqual(summaries.overlay(image, color, 0.25), np.full((2, 2, 3), 125))
 
   def test_progress_bar_writes_lines_when_not_a_terminal(self):
     class Stream(list):

@@ -233,6 +233,7 @@ class LegacyConfigTest(tf.test.TestCase):
   def test_an_operative_config_from_before_the_move_reads_as_a_model_spec(self):
     config = os.path.join(fixtures.ROOT, "tests", "testdata",
                           "operative_config_before_subpackages.gin")
+    gin.clear_config()
     spec = configurables.read_model_spec(config)
     self.assertEqual((spec.reseg_args["num_classes"], spec.reseg_args["renet_units"]),
                      (2, (100, 100)))

@@ -1,13 +1,21 @@
 """Errors that name the user's file and what is wrong with it.
 
-The binaries end an `InputError` with one line, `error: <path>: <problem>`,
-and exit status 1 (`reseg_tf/cli.py`); anything else is a bug and keeps its
-traceback.
+`ResegError` is the one exception type of reseg-tf's expected failures (a
+missing or unreadable file, an unknown model, a checkpoint that does not
+fit): Python callers catch it (`reseg_tf.ResegError`), and the binaries end
+it with one line, `error: <path>: <problem>`, and exit status 1
+(`reseg_tf/cli.py`). Anything else is a bug and keeps its traceback.
 """
 
 
-class InputError(Exception):
-  """A problem with the user's files, folders or settings."""
+class ResegError(Exception):
+  """A problem with the user's files, folders, images or settings.
+
+  Attributes:
+    path: what the problem is about: a file, a folder, a model's name or an
+      argument (e.g. `images[2]`).
+    problem: what is wrong, in a few words; `str(error)` is `path: problem`.
+  """
 
   def __init__(self, path: str, problem: str):
     super().__init__(f"{path}: {problem}")
@@ -15,5 +23,9 @@ class InputError(Exception):
     self.problem = problem
 
 
-class MissingFileError(InputError, FileNotFoundError):
+# The name the package's modules raise it by (older than the public name).
+InputError = ResegError
+
+
+class MissingFileError(ResegError, FileNotFoundError):
   """An expected file or folder is absent (also a `FileNotFoundError`)."""

@@ -30,6 +30,13 @@ def colorize(label_map: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarr
   return palette[np.asarray(label_map, np.int64).clip(0, 255)]
 
 
+def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+  """`(1 - alpha) * image + alpha * color`, rounded to uint8: a colourised
+  class map (`colorize`) blended over its image."""
+  blended = (1.0 - alpha) * image.astype(np.float32) + alpha * color.astype(np.float32)
+  return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
 def comparison_strip(images: np.ndarray, labels: np.ndarray,
                      predictions: np.ndarray, colors) -> np.ndarray:
   """`[B, H, 3W, 3]` uint8: input | ground truth | prediction, side by side."""

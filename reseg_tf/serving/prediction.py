@@ -1,8 +1,8 @@
 """Segmenting image files and drawing the results.
 
-`predict_files` runs a segmenter (a `segmenter_lib.Segmenter`, or the same module
-loaded back from a SavedModel: both have `serve_images`) over image files of
-any size, one at a time, and writes for each `<stem>` of the input:
+`predict_files` runs a model (a `reseg_tf.segmentation.SegmentationModel`:
+a published model, a run or a SavedModel) over image files of any size, one
+at a time, and writes for each `<stem>` of the input:
 
   <stem>_classes.png   8-bit single-channel PNG of class ids 0..K-1
   <stem>_color.png     the class map in the dataset's colours
@@ -13,12 +13,10 @@ and, for a folder or glob, contact sheets (`contact_sheet.png`, then
 "input | prediction | ground truth" (the last when a label map with the same
 stem is found in `labels_dir`), scaled to a common height.
 
-Images are read with Pillow: any format it reads, converted to RGB
-(grayscale copied to the three channels, the alpha channel of RGBA dropped,
-the first frame of an animation). EXIF orientation is not applied: the
-datasets' images are used as stored, so predictions are too. A file that
-cannot be read is reported by name and skipped; the caller decides the exit
-status.
+Images are read by `common.image_files.read_rgb`: any format Pillow reads,
+as RGB, turned as their EXIF orientation tag says (as viewers show them)
+unless told otherwise. A file that cannot be read is reported by name and
+skipped; the caller decides the exit status.
 """
 
 import dataclasses
@@ -31,9 +29,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from reseg_tf.common.errors import ResegError
 from reseg_tf.common.progress import ProgressBar
 from reseg_tf.evaluation import summaries
-from reseg_tf.serving import segmenter as segmenter_lib
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff",
                     ".webp", ".ppm", ".pgm")
@@ -41,10 +39,6 @@ THUMBNAIL_HEIGHT = 160  # Pixels per contact-sheet row (images are scaled).
 _GAP = 4  # Pixels between contact-sheet panels.
 _CAPTION = 14  # Pixels of the file-name band above each row.
 _MISSING = (128, 128, 128)  # The ground-truth panel when there is none.
-
-
-class UnreadableImageError(ValueError):
-  """An input file that is not an image Pillow can decode."""
 
 
 @dataclasses.dataclass
@@ -87,34 +81,14 @@ def find_inputs(spec: str) -> tuple[list, bool]:
   return sorted(paths), True
 
 
-def read_image(path: str) -> np.ndarray:
-  """uint8 RGB `[H, W, 3]` (see the module docstring for conversions).
-
-  Raises:
-    UnreadableImageError: the file is missing, empty or not a decodable image.
-  """
-  try:
-    with Image.open(path) as image:
-      image.load()
-      return np.asarray(image.convert("RGB"), np.uint8)
-  except (OSError, ValueError, SyntaxError) as e:  # PIL's decoding errors.
-    raise UnreadableImageError(f"{type(e).__name__}: {e}") from e
-
-
 def read_label(path: str) -> np.ndarray:
   """A label map of class ids (single channel, 255 = void) as uint8 `[H, W]`."""
   with Image.open(path) as label:
     array = np.asarray(label)
   if array.ndim != 2:
-    raise UnreadableImageError(f"{path}: expected a single-channel label map of "
-                               f"class ids, got shape {array.shape}")
+    raise ResegError(path, f"expected a single-channel label map of class ids, "
+                     f"got shape {array.shape}")
   return array.astype(np.uint8)
-
-
-def overlay(image: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-  """`(1 - alpha) * image + alpha * colors`, uint8."""
-  blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colors.astype(np.float32)
-  return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def contact_sheet(rows: Sequence[tuple], height: int = THUMBNAIL_HEIGHT) -> np.ndarray:
@@ -146,29 +120,29 @@ def contact_sheet(rows: Sequence[tuple], height: int = THUMBNAIL_HEIGHT) -> np.n
   return np.asarray(sheet)
 
 
-def predict_files(segmenter, paths: Sequence[str], output_dir: str,
-                  class_colors: Sequence[Sequence[int]],
+def predict_files(model, paths: Sequence[str], output_dir: str,
                   labels_dir: Optional[str] = None, alpha: float = 0.5,
                   rows_per_sheet: int = 64, progress: bool = True,
-                  log: Callable[[str], None] = None) -> Report:
+                  log: Callable[[str], None] = None,
+                  apply_exif_orientation: bool = True) -> Report:
   """Segments every file of `paths` and writes the pictures (module docstring).
 
   Args:
-    segmenter: has `serve_images(uint8 [B, H, W, 3]) -> {"classes", ...}`.
+    model: a `reseg_tf.segmentation.SegmentationModel`.
     paths: input image files.
     output_dir: created if needed.
-    class_colors: `K` RGB triples.
     labels_dir: folder of ground-truth label maps `<stem>.png`, or None.
     alpha: opacity of the colours in the overlay.
     rows_per_sheet: images per contact sheet; 0: no contact sheet.
     progress: draw a progress bar (on stderr).
     log: where messages go (default: the progress bar's stream).
+    apply_exif_orientation: turn photos as their EXIF tag says.
 
   Returns:
     A `Report`; unreadable files are in `failed`, not raised.
   """
   os.makedirs(output_dir, exist_ok=True)
-  colors = np.asarray(class_colors, np.uint8)
+  colors = model.colors
   bar = ProgressBar(len(paths)) if progress else None
   log = log or (bar.message if bar else (lambda s: print(s, file=sys.stderr)))
   report = Report()
@@ -177,18 +151,17 @@ def predict_files(segmenter, paths: Sequence[str], output_dir: str,
   for path in paths:
     stem = stems[path]
     try:
-      image = read_image(path)
-      classes = segmenter.serve_images(tf.constant(image[None]))[segmenter_lib.CLASSES_KEY]
-      classes = classes.numpy()[0].astype(np.uint8)  # [H, W]
-    except (UnreadableImageError, tf.errors.OpError) as e:
-      report.failed[path] = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+      result = model.segment(path, apply_exif_orientation=apply_exif_orientation)
+    except (ResegError, tf.errors.OpError) as e:
+      report.failed[path] = (e.problem if isinstance(e, ResegError) else
+                             str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
       log(f"skipped {path}: {report.failed[path]}")
       if bar:
         bar.update()
       continue
-    color = summaries.colorize(classes, colors)
-    outputs = {f"{stem}_classes.png": classes, f"{stem}_color.png": color,
-               f"{stem}_overlay.png": overlay(image, color, alpha)}
+    image, color = result.image, result.color()
+    outputs = {f"{stem}_classes.png": result.classes.astype(np.uint8),
+               f"{stem}_color.png": color, f"{stem}_overlay.png": result.overlay(alpha)}
     for name, array in outputs.items():
       Image.fromarray(array).save(os.path.join(output_dir, name))
     report.written[path] = [os.path.join(output_dir, n) for n in outputs]

@@ -40,8 +40,9 @@ _USE = {
                "a car's dashboard in daylight (Cambridge, UK, 2007-2008).",
                "Trained on 367 frames of three drives. CamVid's val frames come from a "
                "drive that training also samples: on new drives (CamVid's test split) "
-               "expect a mean IoU 11-14 points below val's. Thin classes (Pole, "
-               "SignSymbol) and pedestrians are the weakest; not for safety-related use."),
+               "the published CamVid models score a mean IoU 12-14 points below val's "
+               "(their test rows above). Thin classes (Pole, SignSymbol, Fence) and "
+               "pedestrians are the weakest; not for safety-related use."),
 }
 
 
@@ -189,6 +190,8 @@ def write_card(folder: str, name: Optional[str] = None,
           f"`{entry.get('command')}` |")
     lines += ["", "Numbers in percent, from the results file's entries "
               f"{', '.join(f'`{k}`' for k in sorted(entries))}; void pixels excluded."]
+    lines += [f"The {entries[k]['split']} row was {entries[k]['records']}." for k in sorted(entries)
+              if entries[k].get("records")]
   else:
     lines.append("Not evaluated yet: `python -m reseg_tf.evaluate --model=" + name +
                  " --split=test --results_file=docs/results.json`.")
