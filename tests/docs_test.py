@@ -116,7 +116,9 @@ class MkDocsTest(tf.test.TestCase):
       html = "index.html" if name == "index" else os.path.join(name, "index.html")
       self.assertTrue(os.path.exists(os.path.join(site, html)), html)
     with open(os.path.join(site, "api", "index.html")) as f:
-      self.assertIn("from_renet_layer", f.read())
+      api = f.read()
+    for documented in ("from_renet_layer", "name_or_path", "pixel_shares"):
+      self.assertIn(documented, api)
 
 
 class CodeBlocksTest(tf.test.TestCase):
