@@ -165,7 +165,7 @@ class NumClassesFromRecordsTest(tf.test.TestCase):
 
 @pytest.mark.slow
 class OwnDataCommandsTest(tf.test.TestCase):
-  """The README's "Train on your own data" commands, in fresh processes."""
+  """The "Train on your own data" commands of docs/data.md, in fresh processes."""
 
   def _run(self, module, *args, cwd):
     env = dict(os.environ, PYTHONPATH=_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
