@@ -81,6 +81,25 @@ _MAP_TO_IGNORE = flags.DEFINE_list(
 _UNKNOWN_TO_IGNORE = flags.DEFINE_bool(
     "unknown_to_ignore", False, "folder: make mask ids or colours that are not "
     "in the class table void instead of stopping with an error.")
+_MASK_VALUES = flags.DEFINE_list(
+    "mask_values", [], "folder: FROM:TO pairs of mask ids (comma-separated): "
+    "pixels of value FROM count as the class whose id in the class table is TO "
+    "(or as void when TO is a void value), before anything else; FROM may be "
+    "the --ignore_value. E.g. --mask_values=255:1 reads binary masks saved as "
+    "0/255 with 'background,0' and 'horse,1' in classes.csv. Mask ids only, "
+    "not colours.")
+_EXIF_ORIENTATION = flags.DEFINE_bool(
+    "exif_orientation", True, "folder: turn each photo as its EXIF orientation "
+    "tag says, as phones, viewers and labelling tools show it, so that a mask "
+    "drawn on the shown photo fits it (a mask with a tag of its own is turned "
+    "by it too). false: read every file as stored, for masks drawn on the "
+    "stored pixels. The benchmark datasets are always read as stored.")
+_ALLOW_EMPTY_CLASSES = flags.DEFINE_bool(
+    "allow_empty_classes", False, "Write the records even when a class has no "
+    "pixels in the train masks or void covers most of them; they are then "
+    "warnings in the summary and metadata.json. Without it a folder build "
+    "stops, as this usually means that the mask values do not match the class "
+    "table (e.g. 0/255 masks: see --mask_values).")
 _FLOWERS_FOREGROUND_INDEX = flags.DEFINE_integer(
     "flowers_foreground_index", flowers.OFFICIAL_FOREGROUND_INDEX,
     "Trimap palette index of the flower class (38 in the official release; "
@@ -125,6 +144,21 @@ def _map_to_ignore() -> tuple:
   return tuple(values)
 
 
+def _mask_values() -> tuple[tuple[int, int], ...]:
+  """--mask_values as (from, to) pairs of whole numbers."""
+  pairs = []
+  for item in _MASK_VALUES.value:
+    parts = item.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+      raise app.UsageError(f"--mask_values: {item!r} is not FROM:TO (two mask ids, "
+                           "e.g. 255:1)")
+    pairs.append((int(parts[0]), int(parts[1])))
+  sources = [source for source, _ in pairs]
+  if len(set(sources)) != len(sources):
+    raise app.UsageError(f"--mask_values: a value is remapped twice: {_MASK_VALUES.value}")
+  return tuple(pairs)
+
+
 def make_plan() -> Plan:
   """The converter's plan for the flags' dataset and options."""
   dataset = _DATASET.value
@@ -142,8 +176,9 @@ def make_plan() -> Plan:
     return cityscapes.plan(data_dir)
   if dataset == "folder":
     options = folder.MaskOptions(_IGNORE_VALUE.value, _map_to_ignore(),
-                                 _UNKNOWN_TO_IGNORE.value)
-    return folder.plan(data_dir, options, _SPLIT_SEED.value, fractions)
+                                 _UNKNOWN_TO_IGNORE.value, _mask_values())
+    return folder.plan(data_dir, options, _SPLIT_SEED.value, fractions,
+                       _EXIF_ORIENTATION.value)
   if dataset == "horse":
     return horse.plan(data_dir, _SPLIT_SEED.value, fractions)
   if dataset == "flowers":
@@ -155,6 +190,60 @@ def make_plan() -> Plan:
     raise app.UsageError("--synthetic_split_sizes takes 3 counts and "
                          "--synthetic_image_size takes height,width")
   return synthetic.plan(_SYNTHETIC_SEED.value, sizes, image_size)
+
+
+# Void on more than this share of the train pixels is a problem of the masks.
+_MOST_PIXELS = 0.5
+
+
+def class_problems(metadata: dict) -> list[str]:
+  """What the train split's pixel counts say is wrong with the masks: a class
+  without pixels, or void on most pixels; with the flag that fixes the
+  common cause, binary masks saved as 0/255 (folder), in exact values."""
+  counts = metadata.get("train_class_pixel_counts")
+  if counts is None:
+    return []
+  void, source = metadata["train_void_pixel_count"], metadata.get("source", {})
+  total = void + sum(counts)
+  num_masks = metadata["splits"]["train"]["num_examples"]
+  # The mask value of most void pixels (folder), which may be a class.
+  by_value = metadata.get("train_void_pixels_by_mask_value", {})
+  suspect = max(by_value, key=by_value.get) if by_value else None
+  problems = []
+  for index, (name, count) in enumerate(zip(metadata["class_names"], counts)):
+    if count:
+      continue
+    problem = f"class {name!r} has no pixels in the {num_masks} train masks"
+    if suspect is not None and suspect.isdigit():
+      problem += (f" while {by_value[suspect]} pixels of mask value {suspect} are "
+                  f"void: if {suspect} stands for {name!r} (e.g. binary masks saved "
+                  f"as 0/255), pass --mask_values={suspect}:{source['class_ids'][index]}")
+    problems.append(problem)
+  if total and void > _MOST_PIXELS * total:
+    problem = (f"void covers {void / total:.0%} of the train pixels ({void} of "
+               f"{total})")
+    if source.get("layout") == "folder":
+      problem += (": check which mask values --ignore_value, --map_to_ignore and "
+                  "--unknown_to_ignore make void")
+    problems.append(problem)
+  return problems
+
+
+def _check_classes(metadata: dict):
+  """Stops a folder build whose masks look wrong (`class_problems`) unless
+  --allow_empty_classes; otherwise records the problems as warnings (the
+  benchmark releases are what they are, and --limit builds miss classes)."""
+  problems = class_problems(metadata)
+  if not problems:
+    return
+  if _DATASET.value == "folder" and not _ALLOW_EMPTY_CLASSES.value:
+    source = metadata["source"]
+    raise BadInputError(source.get("class_table") or source.get("data_dir", ""),
+                        "; ".join(problems) + "; pass --allow_empty_classes to "
+                        "write the records anyway")
+  metadata["warnings"] = problems
+  for problem in problems:
+    logging.warning("%s", problem)
 
 
 def summary_table(metadata: dict) -> str:
@@ -178,6 +267,8 @@ def summary_table(metadata: dict) -> str:
     lines.append(f"  skipped {entry['path']}: {entry['problem']}")
   if len(metadata["skipped"]) > 20:
     lines.append(f"  ... {len(metadata['skipped']) - 20} more in metadata.json")
+  for warning in metadata.get("warnings", []):
+    lines.append(f"WARNING: {warning}")
   return "\n".join(lines)
 
 
@@ -193,7 +284,8 @@ def main(argv):
     metadata = writer.write_dataset(
         plan, output_dir, num_shards=_NUM_SHARDS.value,
         num_workers=_NUM_WORKERS.value, overwrite=_OVERWRITE.value,
-        skip_bad=_SKIP_BAD.value, limit=_LIMIT.value, log=logging.info)
+        skip_bad=_SKIP_BAD.value, limit=_LIMIT.value, log=logging.info,
+        check=_check_classes)
   except BadInputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

@@ -28,6 +28,8 @@ TABLE_FILES = ("classes.json", "classes.csv")
 MAX_CLASSES = 255
 
 Color = tuple[int, int, int]
+_NOT_UTF8 = ("is not UTF-8 text ({e}): save it as UTF-8 (in a spreadsheet "
+             "program: 'CSV UTF-8')")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +145,10 @@ def lookup(values: np.ndarray, keys: np.ndarray, targets: np.ndarray
 
 def _read_json(path: str) -> list[tuple[str, dict]]:
   try:
-    with open(path) as f:
+    with open(path, encoding="utf-8-sig") as f:  # A byte-order mark is fine.
       content = json.load(f)
+  except UnicodeDecodeError as e:
+    raise BadInputError(path, _NOT_UTF8.format(e=e)) from e
   except (OSError, ValueError) as e:
     raise BadInputError(path, f"cannot read JSON ({e})") from e
   if isinstance(content, dict):
@@ -156,16 +160,32 @@ def _read_json(path: str) -> list[tuple[str, dict]]:
 
 
 def _read_csv(path: str) -> list[tuple[str, dict]]:
+  """The rows of a CSV table as spreadsheet programs save it: a UTF-8
+  byte-order mark, CRLF line ends, blank lines, spaces around fields,
+  empty trailing columns and `;` as separator (locales with a decimal
+  comma) all read."""
   try:
-    with open(path, newline="") as f:
-      reader = csv.DictReader(f, skipinitialspace=True)
-      rows = [(f"line {reader.line_num}", row) for row in reader if any(row.values())]
-      fields = reader.fieldnames or []
-  except (OSError, csv.Error) as e:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      text = f.read()
+  except UnicodeDecodeError as e:
+    raise BadInputError(path, _NOT_UTF8.format(e=e)) from e
+  except OSError as e:
+    raise BadInputError(path, f"cannot read CSV ({e.strerror})") from e
+  lines = text.splitlines(keepends=True)
+  skipped = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+  lines = lines[skipped:]  # Blank lines above the header.
+  delimiter = ";" if lines and ";" in lines[0] and "," not in lines[0] else ","
+  try:
+    reader = csv.DictReader(lines, delimiter=delimiter, skipinitialspace=True)
+    rows = [(f"line {skipped + reader.line_num}", {k.strip(): (v or "").strip()
+                                          for k, v in row.items() if k and k.strip()})
+            for row in reader]
+    fields = [f.strip() for f in reader.fieldnames or []]
+  except csv.Error as e:
     raise BadInputError(path, f"cannot read CSV ({e})") from e
-  if not {"name", "id"} <= {f.strip() for f in fields}:
+  if not {"name", "id"} <= set(fields):
     raise BadInputError(path, f"the header must name the columns name,id[,color]; got {fields}")
-  return [(where, {k.strip(): v for k, v in row.items() if k}) for where, row in rows]
+  return [(where, row) for where, row in rows if any(row.values())]  # Skip blank rows.
 
 
 def _check_distinct(path: str, values: list, what: str):

@@ -64,6 +64,10 @@ class LoadedExample:
   # no resize, RGB PNG or JPEG); None makes the writer encode `image` as PNG.
   image_encoded: Optional[bytes] = None
   image_format: Optional[str] = None
+  # The mask values that became void, {value: pixels} (keys as metadata.json
+  # writes them: "255", "#ffffff"), when the converter knows them (folder):
+  # the build's summary tells which raw values cost a class its pixels.
+  void_values: Optional[dict[str, int]] = None
 
 
 @dataclasses.dataclass

@@ -1,9 +1,15 @@
 """Reading and encoding image files with clear errors.
 
-Pillow, not TensorFlow, decodes the raw files: it exposes palette indices
-(Flowers trimaps are palette PNGs whose *index* is the class) and it releases
-the GIL while decoding, resizing and encoding, so the writer's worker threads
-really run in parallel.
+Pillow, not TensorFlow, decodes the raw files (`reseg_tf.common.image_files`):
+it exposes palette indices (Flowers trimaps are palette PNGs whose *index*
+is the class) and it releases the GIL while decoding, resizing and encoding,
+so the writer's worker threads really run in parallel.
+
+EXIF orientation: the readers here take `apply_exif_orientation`, False by
+default, so the benchmark converters read their releases as stored, as the
+masks of those releases were drawn and as the published numbers were
+measured; the folder converter (the user's photos) turns them by default
+(`--exif_orientation`).
 """
 
 import io
@@ -13,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from data_prep.dataset import BadInputError
+from reseg_tf.common import image_files
 
 # Formats whose bytes tf.io.decode_image reads and we may store untouched.
 _PASSTHROUGH_FORMATS = {"PNG": "png", "JPEG": "jpeg"}
@@ -20,31 +27,8 @@ _PASSTHROUGH_FORMATS = {"PNG": "png", "JPEG": "jpeg"}
 _PNG_COMPRESS_LEVEL = 1
 
 
-def open_image(path: str) -> tuple[Image.Image, bytes]:
-  """Reads and fully decodes an image file.
-
-  Returns:
-    The decoded Pillow image and the file's bytes.
-
-  Raises:
-    BadInputError: the file is missing, empty, not an image or truncated.
-  """
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise BadInputError(path, f"cannot read file ({e.strerror})") from e
-  if not data:
-    raise BadInputError(path, "file is empty")
-  try:
-    image = Image.open(io.BytesIO(data))
-    image.load()  # Decode now: truncation only shows when pixels are read.
-  except Exception as e:  # Pillow raises several unrelated types here.
-    raise BadInputError(path, f"cannot decode image ({e})") from e
-  return image, data
-
-
-def read_rgb(path: str, size: Optional[tuple[int, int]] = None
+def read_rgb(path: str, size: Optional[tuple[int, int]] = None,
+             apply_exif_orientation: bool = False
              ) -> tuple[np.ndarray, Optional[bytes], Optional[str]]:
   """Reads an RGB image, optionally resized to `size` = (height, width).
 
@@ -52,29 +36,33 @@ def read_rgb(path: str, size: Optional[tuple[int, int]] = None
     `(pixels, encoded, format)`: uint8 `[H, W, 3]` pixels, and the file's own
     bytes and format when they decode to exactly these pixels (so they can be
     stored untouched), else `(pixels, None, None)`.
+
+  Raises:
+    image_files.UnreadableImageError: the file is missing, empty or not an image.
   """
-  image, data = open_image(path)
-  passthrough = _PASSTHROUGH_FORMATS.get(image.format) if image.mode == "RGB" else None
-  if image.mode != "RGB":
-    image = image.convert("RGB")
-  if size is not None and (image.height, image.width) != tuple(size):
+  image, data, turned = image_files.open_image(path, apply_exif_orientation)
+  # Turned pixels are not what the stored bytes decode to (decoders ignore EXIF).
+  passthrough = (_PASSTHROUGH_FORMATS.get(image.format)
+                 if image.mode == "RGB" and not turned else None)
+  pixels = image_files.to_rgb(image)
+  if size is not None and pixels.shape[:2] != tuple(size):
     # Pillow's bilinear filter widens its support when shrinking, so this
     # is an antialiased resize.
-    image = image.resize((size[1], size[0]), Image.BILINEAR)
+    pixels = np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.BILINEAR),
+                        dtype=np.uint8)
     passthrough = None
-  pixels = np.asarray(image, dtype=np.uint8)
   if passthrough:
     return pixels, data, passthrough
   return pixels, None, None
 
 
-def read_single_channel(path: str) -> np.ndarray:
+def read_single_channel(path: str, apply_exif_orientation: bool = False) -> np.ndarray:
   """Reads a single-channel image: grey levels, or palette indices for 'P'.
 
   Raises:
     BadInputError: unreadable, or a colour image where one channel is needed.
   """
-  image, _ = open_image(path)
+  image, _, _ = image_files.open_image(path, apply_exif_orientation)
   if image.mode in ("L", "P"):
     return np.asarray(image, dtype=np.uint8)
   if image.mode in ("I;16", "I;16B", "I", "1"):
@@ -88,9 +76,9 @@ def read_single_channel(path: str) -> np.ndarray:
   raise BadInputError(path, f"expected a single-channel image, found mode {image.mode}")
 
 
-def read_rgb_array(path: str) -> np.ndarray:
+def read_rgb_array(path: str, apply_exif_orientation: bool = False) -> np.ndarray:
   """Reads the pixels of a colour-coded label image as uint8 `[H, W, 3]`."""
-  image, _ = open_image(path)
+  image, _, _ = image_files.open_image(path, apply_exif_orientation)
   return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 

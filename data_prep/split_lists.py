@@ -3,9 +3,13 @@
 A line holds a name ("2007_000032"), a file name ("2007_000032.jpg") or a
 path pair ("/JPEGImages/2007_000032.jpg /SegmentationClassAug/2007_000032.png",
 the DeepLab and SegNet style): the example is the stem of its first field.
+Lists saved by spreadsheet programs read too: a UTF-8 byte-order mark, CRLF
+line ends, blank lines, spaces around names, and more columns after a comma,
+semicolon or tab (`a.jpg,a.png`).
 """
 
 import os
+import re
 
 from data_prep.dataset import BadInputError
 
@@ -19,13 +23,15 @@ def read_stems(path: str) -> list[tuple[str, int]]:
     BadInputError: unreadable, empty, or a stem listed twice.
   """
   try:
-    with open(path) as f:
-      lines = f.readlines()
+    with open(path, encoding="utf-8-sig") as f:  # Drops a byte-order mark.
+      lines = f.read().splitlines()
+  except UnicodeDecodeError as e:
+    raise BadInputError(path, f"is not UTF-8 text ({e}): save it as UTF-8") from e
   except OSError as e:
     raise BadInputError(path, f"cannot read list ({e.strerror})") from e
   stems, seen = [], {}
   for line_number, line in enumerate(lines, 1):
-    fields = line.split()
+    fields = re.split(r"[,;\t]", line)[0].strip().strip('"').split()
     if not fields:
       continue
     stem = os.path.basename(fields[0].replace("\\", "/"))

@@ -1,6 +1,8 @@
 """Per-split statistics and the metadata.json they go into."""
 
+import collections
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
@@ -23,13 +25,17 @@ class SplitStats:
   class_pixels: np.ndarray = None
   pixels_of_images_with_class: np.ndarray = None
   void_pixels: int = 0
+  # Void pixels per source mask value, when the converter reports them.
+  void_values: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
   def __post_init__(self):
     self.class_pixels = np.zeros(self.num_classes, np.int64)
     self.pixels_of_images_with_class = np.zeros(self.num_classes, np.int64)
 
-  def add(self, height: int, width: int, counts: np.ndarray, num_bytes: int):
-    """Adds one example; `counts` holds its pixels per label value [256]."""
+  def add(self, height: int, width: int, counts: np.ndarray, num_bytes: int,
+          void_values: Optional[dict[str, int]] = None):
+    """Adds one example; `counts` holds its pixels per label value [256],
+    `void_values` its void pixels per mask value (LoadedExample)."""
     self.num_examples += 1
     self.num_bytes += num_bytes
     self.sizes.append((height, width))
@@ -39,6 +45,7 @@ class SplitStats:
     labelled = int(class_counts.sum())
     self.pixels_of_images_with_class += np.where(class_counts > 0, labelled, 0)
     self.void_pixels += int(counts[records.IGNORE_LABEL])
+    self.void_values.update(void_values or {})
 
 
 def median_frequency_weights(class_pixels: np.ndarray,
@@ -112,4 +119,6 @@ def metadata(plan: Plan, split_stats: dict[str, SplitStats],
         train_void_pixel_count=train.void_pixels,
         train_class_frequencies=freq,
         median_frequency_weights=weights)
+    if train.void_values:  # The 20 values of most void pixels.
+      result["train_void_pixels_by_mask_value"] = dict(train.void_values.most_common(20))
   return result

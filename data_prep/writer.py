@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from data_prep import images, statistics
 from data_prep.dataset import BadInputError, ExampleRef, LoadedExample, Plan
+from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import records
 
@@ -36,6 +37,7 @@ class _Encoded:
   width: int
   label_png: bytes
   class_counts: np.ndarray  # int64 [256]: pixels per label value.
+  void_values: Optional[dict[str, int]]  # LoadedExample.void_values.
 
 
 def check_output_dir(output_dir: str, overwrite: bool):
@@ -50,7 +52,8 @@ def check_output_dir(output_dir: str, overwrite: bool):
 def write_dataset(plan: Plan, output_dir: str, num_shards: int = 8,
                   num_workers: int = 2, overwrite: bool = False,
                   skip_bad: bool = False, limit: Optional[int] = None,
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = print,
+                  check: Optional[Callable[[dict], None]] = None) -> dict:
   """Converts every split of `plan` and returns the metadata it wrote.
 
   Args:
@@ -62,6 +65,8 @@ def write_dataset(plan: Plan, output_dir: str, num_shards: int = 8,
     skip_bad: skip (and record) bad examples instead of failing.
     limit: convert at most this many examples per split (smoke tests).
     log: where progress lines go.
+    check: called with the metadata before it is written: it may raise
+      BadInputError (nothing is written) or add entries to it.
 
   Raises:
     BadInputError: bad input, naming the file; `output_dir` is then untouched.
@@ -85,6 +90,8 @@ def write_dataset(plan: Plan, output_dir: str, num_shards: int = 8,
                                         num_workers, skip_bad, skipped, log)
     metadata = statistics.metadata(plan, split_stats, skipped,
                                    build={"num_shards": num_shards, "limit": limit})
+    if check is not None:
+      check(metadata)
     with open(os.path.join(temp_dir, records.METADATA_FILENAME), "w") as f:
       json.dump(metadata, f, indent=1)
     _replace_dir(temp_dir, output_dir)
@@ -128,7 +135,8 @@ def _write_split(plan: Plan, split: str, refs: list[ExampleRef], temp_dir: str,
           result.image_encoded, result.image_format, result.height,
           result.width, ref.name, result.label_png).SerializeToString()
       writers[stats.num_examples % num_shards].write(example)
-      stats.add(result.height, result.width, result.class_counts, len(example))
+      stats.add(result.height, result.width, result.class_counts, len(example),
+                result.void_values)
       progress.update()
   finally:
     for writer in writers:
@@ -146,6 +154,8 @@ def _convert_all(plan: Plan, refs: list[ExampleRef], num_workers: int
       return _encode(plan, ref, plan.load(ref))
     except BadInputError as e:
       return e
+    except InputError as e:  # The shared image reader's UnreadableImageError.
+      return BadInputError(e.path, e.problem)
 
   with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
     pending = collections.deque()
@@ -180,4 +190,5 @@ def _encode(plan: Plan, ref: ExampleRef, loaded: LoadedExample) -> _Encoded:
   else:
     encoded, fmt = images.encode_png(image), "png"
   return _Encoded(ref, encoded, fmt, image.shape[0], image.shape[1],
-                  images.encode_png(label.astype(np.uint8)), counts[:256])
+                  images.encode_png(label.astype(np.uint8)), counts[:256],
+                  loaded.void_values)

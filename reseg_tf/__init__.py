@@ -3,15 +3,15 @@
     import reseg_tf
     result = reseg_tf.load_model("horse_no_vgg").segment("photo.jpg")
 
-`load_model`, `SegmentationModel` and `Segmentation` live in
-`reseg_tf.segmentation`, loaded on first use: `import reseg_tf` alone does
+`load_model`, `SegmentationModel`, `Segmentation` and `TestTimeAugmentation`
+live in `reseg_tf.segmentation`, loaded on first use: `import reseg_tf` alone does
 not import TensorFlow (the command-line tools first quiet its logging).
 `ResegError` is the exception of every expected failure.
 """
 
 from reseg_tf.common.errors import ResegError
 
-_API = ("load_model", "SegmentationModel", "Segmentation")
+_API = ("load_model", "SegmentationModel", "Segmentation", "TestTimeAugmentation")
 __all__ = ["ResegError", *_API]
 
 

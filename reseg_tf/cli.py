@@ -148,3 +148,35 @@ def load_model(model_flags: ModelFlags):
 def records_dir(model_flags: ModelFlags, restored) -> Optional[str]:
   """--records_dir, else the records the model was trained on."""
   return model_flags.records_dir.value or restored.records_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationFlags:
+  """The test-time augmentation flags (see `define_augmentation_flags`)."""
+  scales: flags.FlagHolder
+  flip: flags.FlagHolder
+
+  def value(self):
+    """The `TestTimeAugmentation` they ask for.
+
+    Raises:
+      app.UsageError: --tta_scales is not a list of positive numbers.
+    """
+    from reseg_tf.model import test_time_augmentation as tta  # Loads TensorFlow.
+    try:
+      return tta.TestTimeAugmentation(scales=tta.parse_scales(self.scales.value),
+                                      flip=self.flip.value)
+    except ValueError as e:
+      raise app.UsageError(f"--tta_scales: {e}") from None
+
+
+def define_augmentation_flags() -> AugmentationFlags:
+  """Defines --tta_scales and --tta_flip (test-time augmentation)."""
+  return AugmentationFlags(
+      scales=flags.DEFINE_string(
+          "tta_scales", "1", "Test-time augmentation: comma-separated scale factors "
+          "of the image (e.g. 0.75,1,1.25); the class probabilities of the views are "
+          "averaged. Default 1: the image as given."),
+      flip=flags.DEFINE_bool(
+          "tta_flip", False, "Test-time augmentation: also each scale mirrored "
+          "left-right. Default: no."))

@@ -16,6 +16,14 @@ e.g. `ReSeg.renet_units = (100, 100)`; see `gin/model/`. Their `include`
 lines name files relative to the repository root, which this module adds to
 gin's search path so that they resolve from any working directory.
 
+`ReSeg.num_classes` may be left unbound, or bound to None where an
+included file binds it (gin/custom.gin): `train` (and `read_model_spec`)
+then bind it to the `num_classes` of `train.records_dir`'s metadata.json,
+so one gin file trains on any dataset's records; the operative config
+records the value. A number that differs stops the trainer with an error
+naming metadata.json. The class names, colours and the void label always
+come from metadata.json.
+
 Configurations written before the option groups existed bind them flat
 (`train.max_epochs = 60`); `train` still accepts those names
 (`options.LEGACY_BINDINGS`), so older runs' operative configs load as they are.
@@ -34,7 +42,7 @@ import tensorflow as tf
 import gin
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import MissingFileError
-from reseg_tf.data import augment, input_pipeline
+from reseg_tf.data import augment, input_pipeline, records
 from reseg_tf.model import reseg
 from reseg_tf.serving import restore
 from reseg_tf.training import optimizers, options, trainer
@@ -66,7 +74,11 @@ def train(model_dir: str) -> dict:
   Returns:
     The run's summary as `train_result.json` holds it (`TrainResult.to_json`):
     scripts read it by key.
+
+  Raises:
+    InputError: e.g. `train.records_dir` without metadata.json.
   """
+  _bind_num_classes_from_records(required=True)
   return _configured_train(
       model_dir=model_dir, schedule=Schedule(), optimisation=Optimisation(),
       checkpointing=Checkpointing(), operative_config=gin.operative_config_str).to_json()
@@ -79,9 +91,11 @@ def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),
   Parses `gin_files` when given, else the model's own `config` (a run's
   operative_config.gin or a published model's config.gin), then
   `gin_bindings`; reads the `ReSeg` bindings and `train.records_dir` and
-  `train.batch_size` (for runs from before model_info.json); and clears gin
+  `train.batch_size` (for runs from before model_info.json); and
   leaves gin's global state as it found it (`_gin_state_kept`): nothing of the
   model's configuration stays, and a caller's own configuration survives.
+  An unbound `ReSeg.num_classes` comes from the records' metadata.json when
+  it is there (a gin file like gin/custom.gin given with --gin_file).
 
   Raises:
     MissingFileError: no gin file given and `config` does not exist.
@@ -96,6 +110,7 @@ def read_model_spec(config: Optional[str], gin_files: Sequence[str] = (),
   with _gin_state_kept():
     gin.clear_config()
     gin.parse_config_files_and_bindings(files, list(gin_bindings))
+    _bind_num_classes_from_records(required=False)
     return restore.ModelSpec(reseg_args=gin.get_bindings("reseg_tf.ReSeg"),
                              records_dir=_bound("train.records_dir"),
                              batch_size=_bound("train.batch_size"), source=tuple(files))
@@ -157,6 +172,30 @@ def load_published(name: str, gin_files: Sequence[str] = (),
   spec = read_model_spec(os.path.join(folder, run_files.PUBLISHED_CONFIG), gin_files,
                          gin_bindings)
   return restore.restore_published(spec, folder)
+
+
+def _bind_num_classes_from_records(required: bool):
+  """Binds `ReSeg.num_classes` to `num_classes` of `train.records_dir`'s
+  metadata.json when the configuration leaves it unbound or binds None.
+
+  Args:
+    required: raise when the metadata cannot be read; else leave the
+      binding unset (the caller may not need the records).
+
+  Raises:
+    InputError: `required` and no readable metadata.json.
+  """
+  records_dir = _bound("train.records_dir")
+  if records_dir is None or _bound("reseg_tf.ReSeg.num_classes") is not None:
+    return
+  try:
+    metadata = records.load_metadata(records_dir)
+  except MissingFileError:
+    if required:
+      raise
+    return
+  with gin.unlock_config():  # The binaries parse (and lock) before this.
+    gin.bind_parameter("reseg_tf.ReSeg.num_classes", int(metadata["num_classes"]))
 
 
 def _bound(name: str):

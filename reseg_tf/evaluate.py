@@ -43,6 +43,7 @@ _RESULTS_FILE = flags.DEFINE_string(
     "results_file", None, "Also merge a summary of this evaluation (metrics, "
     "training budget, machine, command) into this JSON file, e.g. "
     "docs/results.json, under --results_name. Default: none.")
+_AUGMENTATION = cli.define_augmentation_flags()
 _RESULTS_NAME = flags.DEFINE_string(
     "results_name", None, "The entry's name in --results_file. Default: the "
     "model's name (the base name of --model_dir, or --model).")
@@ -62,7 +63,7 @@ def main(argv):
       restored, records_dir, _SPLIT.value, batch_size,
       pad_to_size=None if _PAD_TO_SIZE.value == "none" else "max",
       jit_compile={"auto": None, "true": True, "false": False}[_JIT_COMPILE.value],
-      log=logging.info)
+      log=logging.info, augmentation=_AUGMENTATION.value())
   print(evaluator.format_table(
       report, report["dataset"], title=f"{restored.checkpoint} on "
       f"{report['dataset'] or records_dir} {_SPLIT.value!r}\n"))

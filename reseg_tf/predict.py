@@ -59,6 +59,7 @@ _CONTACT_SHEET_ROWS = flags.DEFINE_integer(
     "contact_sheet_rows", 64, "Images per contact sheet (for a folder or glob); "
     "0: no contact sheet.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar for a folder or glob.")
+_AUGMENTATION = cli.define_augmentation_flags()
 _EXIF_ORIENTATION = flags.DEFINE_bool(
     "exif_orientation", True, "Turn photos as their EXIF orientation tag says (as "
     "viewers show them), so the outputs match the photo as seen; false: read the "
@@ -90,14 +91,18 @@ def main(argv):
   except FileNotFoundError as e:
     raise app.UsageError(str(e)) from None
 
+  augmentation = _AUGMENTATION.value()
   if _SAVED_MODEL.value:
+    if not augmentation.is_identity:
+      raise app.UsageError("--tta_scales/--tta_flip apply to --model and --model_dir: "
+                           "a SavedModel runs as exported")
     model = segmentation.SegmentationModel(
         segmenter_lib.load_saved_model(_SAVED_MODEL.value), _SAVED_MODEL.value)
   else:
     restored = cli.load_model(_MODEL)
     logging.info("Class colours from %s",
                  restored.class_table(_MODEL.records_dir.value)["source"])
-    model = segmentation.from_restored(restored, _MODEL.records_dir.value)
+    model = segmentation.from_restored(restored, _MODEL.records_dir.value, augmentation)
 
   if not is_collection and video.is_video(paths[0]):
     return _predict_video(model, paths[0])

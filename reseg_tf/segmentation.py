@@ -34,6 +34,7 @@ from reseg_tf.common import image_files, run_files
 from reseg_tf.common.errors import ResegError
 from reseg_tf.evaluation import summaries
 from reseg_tf.model import lowering
+from reseg_tf.model.test_time_augmentation import NONE, TestTimeAugmentation
 from reseg_tf.serving import segmenter as segmenter_lib
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
@@ -142,7 +143,8 @@ class SegmentationModel:
 
 
 def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best",
-               compute_dtype: Optional[str] = None) -> SegmentationModel:
+               compute_dtype: Optional[str] = None,
+               augmentation: TestTimeAugmentation = NONE) -> SegmentationModel:
   """Loads a trained ReSeg for `SegmentationModel.segment`.
 
   Args:
@@ -157,6 +159,10 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
     compute_dtype: "float32" or "bfloat16" to run the model's layers in
       that precision; None keeps the model's own. Not for a SavedModel,
       whose graph is fixed.
+    augmentation: test-time augmentation, e.g.
+      `TestTimeAugmentation(scales=(0.75, 1, 1.25), flip=True)`: the class
+      probabilities averaged over those views (one forward pass each). Not
+      for a SavedModel, which runs as exported.
 
   Returns:
     The model, run in its fastest in-process form (the compiled sweep
@@ -170,9 +176,9 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
     raise ValueError(f"compute_dtype must be one of {_COMPUTE_DTYPES} or None, "
                      f"got {compute_dtype!r}")
   if _is_saved_model(path):
-    if compute_dtype is not None:
+    if compute_dtype is not None or not augmentation.is_identity:
       raise ResegError(path, "an exported SavedModel runs as exported: compute_dtype "
-                       "applies to published models and training runs")
+                       "and augmentation apply to published models and training runs")
     return SegmentationModel(segmenter_lib.load_saved_model(path),
                              _export_name(path))
   bindings = [f"ReSeg.compute_dtype = '{compute_dtype}'"] if compute_dtype else []
@@ -180,16 +186,19 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
     restored = configurables.load_run(path, checkpoint, gin_bindings=bindings)
   else:
     restored = configurables.load_published(path, gin_bindings=bindings)
-  return from_restored(restored)
+  return from_restored(restored, augmentation=augmentation)
 
 
-def from_restored(restored, records_dir: Optional[str] = None) -> SegmentationModel:
+def from_restored(restored, records_dir: Optional[str] = None,
+                  augmentation: TestTimeAugmentation = NONE) -> SegmentationModel:
   """The `SegmentationModel` of a restored model (`serving.restore.Restored`),
-  its class table from `records_dir`'s metadata when given, else its own."""
+  its class table from `records_dir`'s metadata when given, else its own;
+  `augmentation` as in `load_model`."""
   table = restored.class_table(records_dir)
   segmenter = segmenter_lib.Segmenter(
       restored.model, table["class_names"], table["class_colors"], table["dataset"],
-      lowering=lowering.IN_PROCESS)  # Runs here only, never saved.
+      lowering=lowering.IN_PROCESS,  # Runs here only, never saved.
+      augmentation=augmentation, trace_now=False)
   return SegmentationModel(segmenter, restored.name)
 
 

@@ -7,10 +7,11 @@ import numpy as np
 import tensorflow as tf
 
 import gin
-from reseg_tf import configurables
+from reseg_tf import configurables, segmentation
 from reseg_tf.common.errors import InputError
 from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import evaluator
+from reseg_tf.model import test_time_augmentation as tta
 from reseg_tf.serving import restore
 from tests import fixtures
 
@@ -69,6 +70,28 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     unpadded = evaluator.evaluate(restored.model, self.records, "test", 8,
                                    pad_to_size=None, log=lambda _: None)
     self.assertEqual(unpadded["confusion_matrix"], result["confusion_matrix"])
+
+  def test_test_time_augmentation_scores_the_apis_averaged_predictions(self):
+    restored = configurables.load_run(self.model_dir, "latest")
+    augmentation = tta.TestTimeAugmentation(scales=(1.0, 1.5), flip=True)
+    result = evaluator.evaluate_report(restored, self.records, "val", 4,
+                                       log=lambda _: None, augmentation=augmentation)
+    self.assertEqual(result["test_time_augmentation"],
+                     "scales 1, 1.5 and their mirror images (4 views)")
+    # The same views through the Python API, one image at a time, scored here.
+    model = segmentation.from_restored(restored, augmentation=augmentation)
+    confusion = np.zeros((4, 5), np.int64)
+    for example in eval_pipeline.make_eval_dataset(self.records, "val", 1).unbatch():
+      classes = model.segment(example["image"].numpy().astype(np.uint8)).classes
+      label = example["label"].numpy()
+      for truth, predicted in zip(label[label != 255], classes[label != 255]):
+        confusion[truth, predicted] += 1
+    self.assertAllEqual(result["confusion_matrix"], confusion)
+    # The views count (a model this small may predict the same classes anyway).
+    image = example["image"].numpy().astype(np.uint8)
+    plain = segmentation.from_restored(restored).segment(image)
+    self.assertGreater(np.abs(model.segment(image).probabilities
+                              - plain.probabilities).max(), 1e-4)
 
   def test_unknown_split_is_a_clear_error(self):
     restored = configurables.load_run(self.model_dir, "latest")

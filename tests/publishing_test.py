@@ -10,6 +10,7 @@ from PIL import Image
 from reseg_tf import configurables
 from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
+from reseg_tf.evaluation import results
 from reseg_tf.serving import publishing
 from tests import fixtures
 
@@ -117,9 +118,15 @@ class PublishingTest(tf.test.TestCase):
     self.assertAlmostEqual(entry["mean_iou"], self.train_result["best_mean_iou"], places=6)
     self.assertEqual(entry["trained_steps"], self.train_result["step"])
     # The card quotes the evaluation.
+    # An evaluation with test-time augmentation is declared in its row.
+    results.merge(results_file, "tiny@val_tta",
+                  dict(entry, test_time_augmentation="scales 1 and their mirror images (2 views)"))
     card = publishing.write_card(self.folder, "tiny", results_file)
     with open(card) as f:
-      self.assertIn(f"| val | {100 * entry['global_accuracy']:.1f} |", f.read())
+      text = f.read()
+    self.assertIn(f"| val | {100 * entry['global_accuracy']:.1f} |", text)
+    self.assertIn("| val, test-time augmentation: scales 1 and their mirror images (2 views) | "
+                  f"{100 * entry['global_accuracy']:.1f} |", text)
 
     image = os.path.join(folder, "street.png")
     Image.fromarray(np.full((30, 44, 3), 120, np.uint8)).save(image)

@@ -1,8 +1,10 @@
-"""docs/results.json: the training-time rule, merging, and the README's tables."""
+"""docs/results.json: the training-time rule, merging, and the tables of the
+README and the manual that quote it."""
 
+import collections
+import glob
 import json
 import os
-import re
 
 import tensorflow as tf
 from tensorflow.core.util import event_pb2
@@ -44,24 +46,105 @@ class ResultsTest(tf.test.TestCase):
       self.assertEqual(json.load(f), {"a": {"mean_iou": 0.2}, "b": {"mean_iou": 0.3}})
 
 
-class ReadmeResultsTest(tf.test.TestCase):
-  """Every docs/results.json run has a README row quoting its numbers."""
+_METRIC_COLUMNS = {"global accuracy": "global_accuracy",
+                   "class-average accuracy": "class_average_accuracy",
+                   "mean IoU": "mean_iou", "foreground IoU": "foreground_iou"}
 
-  def test_readme_rows_match_results_json(self):
+
+def _cells(line):
+  return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _tables(path):
+  """The tables of a Markdown file: (header cells, body rows of cells)."""
+  with open(path) as f:
+    lines = [line for line in f]
+  tables = []
+  for i in range(len(lines) - 1):
+    if lines[i].startswith("|") and lines[i + 1].startswith("|---"):
+      if i > 0 and lines[i - 1].startswith("|"):
+        continue
+      body = []
+      for line in lines[i + 2:]:
+        if not line.startswith("|"):
+          break
+        body.append(_cells(line))
+      tables.append((_cells(lines[i]), body))
+  return tables
+
+
+def _rows_of(rows, name):
+  """The rows that are `name`'s: one of their cells begins with `name` in
+  backticks (`horse_no_vgg` but not `horse_no_vgg_full_res`, nor a cell that
+  only mentions it, "kept: the published `horse_no_vgg`")."""
+  return [row for row in rows if any(cell.startswith(f"`{name}`") for cell in row)]
+
+
+class DocumentedResultsTest(tf.test.TestCase):
+  """The README and the manual quote docs/results.json's numbers."""
+
+  def setUp(self):
+    super().setUp()
     path = os.path.join(_ROOT, "docs", "results.json")
     if not os.path.exists(path):
       self.skipTest("no docs/results.json yet")
     with open(path) as f:
-      runs = json.load(f)
-    with open(os.path.join(_ROOT, "README.md")) as f:
-      rows = [line for line in f if line.startswith("|")]
-    for name, entry in runs.items():
-      quoting = [row for row in rows if f"`{name}`" in row]
-      self.assertLen(quoting, 1, msg=f"README rows naming `{name}`")
-      cells = re.findall(r"\d+\.\d", quoting[0])
-      for key in ("global_accuracy", "class_average_accuracy", "mean_iou", "foreground_iou"):
-        if entry.get(key) is not None:
-          self.assertIn(f"{100 * entry[key]:.1f}", cells, msg=f"{name} {key}")
+      self.runs = json.load(f)
+    self.pages = [os.path.join(_ROOT, "README.md")] + sorted(
+        glob.glob(os.path.join(_ROOT, "docs", "*.md")))
+
+  def _entry(self, name, header, row):
+    """The results.json entry a row of `name` quotes: `name`'s own, or
+    `name@<split>` when the row's "held-out split" cell names another split
+    ("test, 233 images")."""
+    if "held-out split" in header:
+      split = row[header.index("held-out split")].split(",")[0].strip()
+      if split != self.runs[name]["split"]:
+        return f"{name}@{split}"
+    return name
+
+  def test_every_row_of_a_run_quotes_its_numbers(self):
+    checked = collections.Counter()
+    for page in self.pages:
+      for header, rows in _tables(page):
+        columns = {index: _METRIC_COLUMNS[title] for index, title in enumerate(header)
+                   if title in _METRIC_COLUMNS}
+        for name in self.runs:
+          for row in _rows_of(rows, name):
+            quoted = self._entry(name, header, row)
+            self.assertIn(quoted, self.runs, msg=f"{os.path.relpath(page, _ROOT)}: {row}")
+            for index, key in columns.items():
+              value = self.runs[quoted].get(key)
+              want = "-" if value is None else f"{100 * value:.1f}"
+              self.assertEqual(row[index].strip("*"), want,
+                               msg=f"{os.path.relpath(page, _ROOT)}: {quoted} {key}")
+              checked[os.path.basename(page), quoted] += 1
+    for name in self.runs:
+      # The Results page quotes at least global, class-average and mean IoU.
+      self.assertGreaterEqual(checked["results.md", name], 3, msg=name)
+
+  def test_the_results_page_has_one_row_per_run(self):
+    rows = [row for _, body in _tables(os.path.join(_ROOT, "docs", "results.md"))
+            for row in body]
+    for name in self.runs:
+      self.assertLen(_rows_of(rows, name), 1, msg=f"docs/results.md rows of `{name}`")
+
+  def test_the_front_page_shows_the_best_published_model_of_each_dataset(self):
+    best = {}  # Chosen as the models were, on the split they were scored on first.
+    for name, entry in self.runs.items():
+      if "@" in name:  # A published model scored on another split.
+        continue
+      if entry["mean_iou"] > best.get(entry["dataset"], ("", -1.0))[1]:
+        best[entry["dataset"]] = (name, entry["mean_iou"])
+    rows = [row for _, body in _tables(os.path.join(_ROOT, "README.md")) for row in body]
+    shown = {name for name in self.runs if _rows_of(rows, name)}
+    self.assertEqual(shown, {name for name, _ in best.values()})
+    self.assertLen(best, 3)  # CamVid, Horse, Flowers.
+    # Each on its test split where one was measured.
+    for header, body in _tables(os.path.join(_ROOT, "README.md")):
+      for name in shown:
+        for row in _rows_of(body, name):
+          self.assertTrue(row[header.index("held-out split")].startswith("test"), msg=name)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,8 @@ class LoadModelTest(tf.test.TestCase):
     self.assertEqual(latest.segment(image).classes.shape, (32, 40))
     with self.assertRaises(reseg_tf.ResegError):
       reseg_tf.load_model(export, compute_dtype="bfloat16")
+    with self.assertRaises(reseg_tf.ResegError):
+      reseg_tf.load_model(export, augmentation=reseg_tf.TestTimeAugmentation(flip=True))
 
   def test_bfloat16_agrees_with_float32_on_most_pixels(self):
     image = _photo(64, 96, 9)

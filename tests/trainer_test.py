@@ -212,6 +212,9 @@ class GinFilesTest(tf.test.TestCase):
         gin.clear_config()
         gin.parse_config_files_and_bindings(
             [path], ["ReSeg.vgg_weights = 'random'", "ReSeg.renet_units = (4, 3)"])
+        if gin.query_parameter("ReSeg.num_classes") is None:  # From the records.
+          with gin.unlock_config():
+            gin.bind_parameter("ReSeg.num_classes", 3)
         model = configurables.ReSeg()
         self.assertEqual(model(tf.zeros([1, 16, 24, 3])).shape[:3], (1, 16, 24))
         self.assertTrue(gin.query_parameter("train.records_dir").startswith("data/"))

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.evaluation import metrics
+from reseg_tf.model import test_time_augmentation as tta
 from reseg_tf.model.shapes import spatial_size
 
 
@@ -24,18 +25,27 @@ def default_jit_compile() -> bool:
 
 
 def make_eval_step(strategy: tf.distribute.Strategy, model, num_classes: int,
-                   jit_compile: bool = True) -> Callable[[object], tf.Tensor]:
+                   jit_compile: bool = True,
+                   augmentation: tta.TestTimeAugmentation = tta.NONE
+                   ) -> Callable[[object], tf.Tensor]:
   """Returns `step(distributed_batch) -> int64 [K, K+1]` confusion matrix.
 
   The matrix is summed across replicas; padding examples (`mask` False) and
-  void pixels do not count.
+  void pixels do not count. With `augmentation`, each pixel's prediction is
+  the most probable output of the views' averaged softmax (a trained void
+  class included, which counts as an error as without augmentation).
   """
   head = tf.function(model.head, jit_compile=jit_compile)
 
   def replica_step(batch):
     labels = batch["label"]
-    logits = head(model.features(batch["image"]), spatial_size(labels))
-    predictions = tf.argmax(logits, axis=-1)
+    if augmentation.is_identity:
+      predictions = tf.argmax(head(model.features(batch["image"]), spatial_size(labels)),
+                              axis=-1)
+    else:
+      predictions = tf.argmax(tta.probabilities(
+          lambda views: head(model.features(views), spatial_size(views)), batch["image"],
+          model.num_outputs, augmentation), axis=-1)
     return metrics.confusion_matrix(labels, predictions, num_classes,
                                     example_mask=batch["mask"])
 

@@ -32,6 +32,7 @@ from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import eval_step, metrics
+from reseg_tf.model import test_time_augmentation as tta
 
 # ReSeg's published results (Visin et al. 2016, tables 1-3), as fractions.
 PAPER_RESULTS = {
@@ -55,8 +56,8 @@ PAPER_RESULTS = {
 
 def evaluate(model, records_dir: str, split: str, batch_size: int,
              pad_to_size: Optional[str] = "max", jit_compile: Optional[bool] = None,
-             log: Callable[[str], None] = print, log_every_seconds: float = 10.0
-             ) -> dict:
+             log: Callable[[str], None] = print, log_every_seconds: float = 10.0,
+             augmentation: tta.TestTimeAugmentation = tta.NONE) -> dict:
   """Scores `model` on every example of `split`.
 
   Args:
@@ -71,6 +72,9 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
       only (`eval_step.default_jit_compile()`).
     log: where progress lines go.
     log_every_seconds: how often a progress line is written.
+    augmentation: test-time augmentation (`model/test_time_augmentation.py`);
+      default none. With padding ("max"), mirrored views see the padding on
+      the other side; padded pixels are never scored.
 
   Returns:
     `metrics.scores` of the summed confusion matrix (class names included),
@@ -99,7 +103,7 @@ def evaluate(model, records_dir: str, split: str, batch_size: int,
   if jit_compile is None:
     jit_compile = eval_step.default_jit_compile()
   step = eval_step.make_eval_step(tf.distribute.get_strategy(), model, num_classes,
-                              jit_compile=jit_compile)
+                                  jit_compile=jit_compile, augmentation=augmentation)
   dataset = eval_pipeline.make_eval_dataset(records_dir, split, batch_size,
                                              pad_to_size=pad_to_size)
   progress = RateLog(split, expected, log, "images", log_every_seconds)
@@ -124,10 +128,14 @@ def evaluate_report(restored, records_dir: str, split: str, batch_size: int,
   result = evaluate(restored.model, records_dir, split, batch_size, **evaluate_options)
   dataset = records.load_metadata(records_dir).get("dataset", "")
   pad_to_size = evaluate_options.get("pad_to_size", "max")
+  augmentation = evaluate_options.get("augmentation", tta.NONE)
+  declared = ({} if augmentation.is_identity else
+              {"test_time_augmentation": augmentation.describe()})
   return json_ready({
       "checkpoint": restored.checkpoint, "step": restored.step, "split": split,
       "records_dir": records_dir, "dataset": dataset, "batch_size": batch_size,
-      "pad_to_size": pad_to_size or "none", **result, "paper": paper_results(dataset)})
+      "pad_to_size": pad_to_size or "none", **declared, **result,
+      "paper": paper_results(dataset)})
 
 
 def default_output(restored, split: str, published: bool) -> str:

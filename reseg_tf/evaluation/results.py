@@ -76,7 +76,7 @@ def run_entry(report: dict, restored, command: str) -> dict:
   its training budget in model_info.json, a run in its folder."""
   entry = {"dataset": report.get("dataset"), "split": report.get("split"),
            "checkpoint": report.get("checkpoint"), "step": report.get("step"),
-           **{k: report[k] for k in _METRICS if k in report}}
+           **{k: report[k] for k in ("test_time_augmentation", *_METRICS) if k in report}}
   if "training" in restored.info:
     entry.update(restored.info["training"])
   elif restored.folder:

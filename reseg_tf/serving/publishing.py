@@ -184,7 +184,10 @@ def write_card(folder: str, name: Optional[str] = None,
     for key in sorted(entries):
       entry = entries[key]
       lines.append(
-          f"| {entry['split']} | {_percent(entry.get('global_accuracy'))} | "
+          f"| {entry['split']}"
+          + (f", test-time augmentation: {entry['test_time_augmentation']}"
+             if entry.get("test_time_augmentation") else "")
+          + f" | {_percent(entry.get('global_accuracy'))} | "
           f"{_percent(entry.get('class_average_accuracy'))} | "
           f"{_percent(entry.get('mean_iou'))} | {_percent(entry.get('foreground_iou'))} | "
           f"`{entry.get('command')}` |")

@@ -51,6 +51,7 @@ import tensorflow as tf
 from reseg_tf.common.errors import InputError, MissingFileError
 from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model import reseg as model_lib
+from reseg_tf.model import test_time_augmentation
 
 IMAGES_KEY = "images"
 BYTES_KEY = "image_bytes"
@@ -81,6 +82,9 @@ class Segmenter(tf.Module):
   def __init__(self, model: model_lib.ReSeg, class_names: Sequence[str],
                class_colors: Sequence[Sequence[int]], dataset: str = "",
                lowering: lowering_lib.Lowering = lowering_lib.SAVED_MODEL,
+               augmentation: test_time_augmentation.TestTimeAugmentation =
+               test_time_augmentation.NONE,
+               trace_now: bool = True,
                name: Optional[str] = "segmenter"):
     """Wraps `model` and traces both functions.
 
@@ -93,6 +97,12 @@ class Segmenter(tf.Module):
         TensorFlow ops, what TF Serving runs) for a segmenter that is
         exported, `IN_PROCESS` (the compiled sweep where it loads) for one
         that only runs here.
+      augmentation: test-time augmentation, the views whose probabilities
+        are averaged (`model/test_time_augmentation.py`); default none. It
+        is part of the traced functions, so an export keeps it.
+      trace_now: trace both serving functions now, so that an export's
+        errors surface here rather than at save time; False leaves each to
+        its first call (in-process use, which may never need `serve_bytes`).
       name: module name.
 
     Raises:
@@ -104,6 +114,7 @@ class Segmenter(tf.Module):
                        f"{len(class_names)} names and {len(class_colors)} colours")
     self.model = model
     self.lowering = lowering
+    self.augmentation = augmentation
     self.num_classes = model.num_classes
     with self.name_scope:
       self.class_names = tf.Variable([str(n) for n in class_names], trainable=False,
@@ -111,9 +122,9 @@ class Segmenter(tf.Module):
       self.class_colors = tf.Variable(np.asarray(class_colors, np.uint8),
                                       trainable=False, name="class_colors")
       self.dataset = tf.Variable(dataset, trainable=False, name="dataset")
-    # Trace now, so that errors surface at construction, not at save time.
-    self.serve_images.get_concrete_function()
-    self.serve_bytes.get_concrete_function()
+    if trace_now:
+      self.serve_images.get_concrete_function()
+      self.serve_bytes.get_concrete_function()
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_KEY)])
@@ -189,7 +200,9 @@ class Segmenter(tf.Module):
 
   def _predict(self, images: tf.Tensor) -> dict:
     """uint8 `[B, H, W, 3]` -> int32 classes, float32 real-class probabilities."""
-    return postprocess(self.model(images, self.lowering), self.num_classes)
+    return outputs(test_time_augmentation.probabilities(
+        lambda views: self.model(views, self.lowering), images, self.num_classes,
+        self.augmentation))
 
   def signatures(self) -> dict:
     """`{signature name: concrete function}` for `tf.saved_model.save`."""
@@ -202,9 +215,14 @@ def postprocess(logits: tf.Tensor, num_classes: int) -> dict:
   "probabilities": float32 [B, H, W, K]}`: the softmax over every output,
   then the real classes only (void is never predicted). Shared by the
   SavedModel, LiteRT and ONNX serving functions."""
-  probabilities = tf.nn.softmax(logits, axis=-1)[..., :num_classes]
-  classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-  return {CLASSES_KEY: classes, PROBABILITIES_KEY: probabilities}
+  return outputs(test_time_augmentation.real_class_probabilities(logits, num_classes))
+
+
+def outputs(probabilities: tf.Tensor) -> dict:
+  """Real-class probabilities `[B, H, W, K]` -> the serving outputs: they
+  and the most probable class of each pixel."""
+  return {CLASSES_KEY: tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+          PROBABILITIES_KEY: probabilities}
 
 
 def export_saved_model(segmenter: Segmenter, export_dir: str, version: int,

@@ -140,8 +140,10 @@ def build_plan(*, model_dir: str, write_dir: str, strategy: tf.distribute.Strate
     model = model_fn()
     if model.num_classes != num_classes:
       raise InputError(os.path.join(records_dir, records.METADATA_FILENAME), (
-          f"{num_classes} classes, but the model predicts {model.num_classes}: "
-          "set ReSeg.num_classes"))
+          f"the records have {num_classes} classes "
+          f"({', '.join(metadata['class_names'])}), but the model predicts "
+          f"{model.num_classes} (ReSeg.num_classes): remove that binding to take "
+          "the number from this file, or rebuild the records"))
     optimizer = optimisation.optimizer_fn()
     optimizer.build(model.trainable_variables)
   early_stopping = run_control.EarlyStopping(schedule.min_epochs, schedule.patience)

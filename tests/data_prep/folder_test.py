@@ -160,6 +160,7 @@ class FolderIdMasksTest(tf.test.TestCase):
   def test_unknown_id_names_file_value_position_and_count(self):
     _write_table(self.raw, [{"name": "bg", "id": 0}, {"name": "fg", "id": 1}])
     mask = np.zeros((6, 8), np.uint8)
+    mask[0, 0] = 1  # A pixel of each class: no class is empty.
     mask[2, 3:5] = 7
     mask[4, 0:2] = 7
     mask[5, 7] = 9
@@ -243,8 +244,10 @@ class FolderColourMasksTest(tf.test.TestCase):
 def _one_pair(root, mask=None, table=None):
   _write_table(root, table or [{"name": "bg", "id": 0}, {"name": "fg", "id": 1}])
   fixtures.save(os.path.join(root, "images", "a.png"), np.zeros((4, 5, 3), np.uint8))
-  fixtures.save(os.path.join(root, "masks", "a.png"),
-                np.zeros((4, 5), np.uint8) if mask is None else mask)
+  if mask is None:
+    mask = np.zeros((4, 5), np.uint8)
+    mask[0, 0] = 1  # No class is empty.
+  fixtures.save(os.path.join(root, "masks", "a.png"), mask)
 
 
 # Each case breaks a one-image tree: (setup(root) -> the path the error names,
@@ -266,7 +269,10 @@ _BREAKAGES = {
     "class_id_is_the_ignore_value": (
         lambda r: (_one_pair(r, table=[{"name": "bg", "id": 0}, {"name": "x", "id": 255}]),
                    os.path.join(r, "classes.json"))[-1],
-        "class 'x' has the id that --ignore_value / --map_to_ignore make void"),
+        r"class 'x' has the id that --ignore_value makes void: mask value 255\. To keep "
+        r"255 as 'x', pass --ignore_value=254 \(any value no mask uses\); or, for binary "
+        r"masks saved as 0/255, give 'x' the id 1 in classes.json and pass "
+        r"--mask_values=255:1"),
     "duplicate_table_id": (
         lambda r: (_one_pair(r, table=[{"name": "bg", "id": 0}, {"name": "x", "id": 0}]),
                    os.path.join(r, "classes.json"))[-1],
