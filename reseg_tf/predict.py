@@ -138,7 +138,8 @@ def _predict_video(model, path: str) -> int:
   if sheet:
     Image.fromarray(video.frame_sheet(report, model.colors)).save(sheet)
   print(f"Segmented {report.frames} frames of {path} in {report.seconds:.1f} s "
-        f"({report.frames_per_second:.2f} frames/s) into {report.output}"
+        f"({report.frames_per_second:.2f} frames/s; the model alone "
+        f"{report.frames / max(report.model_seconds, 1e-9):.2f}) into {report.output}"
         + (f"; class maps in {classes_dir}" if classes_dir else "")
         + (f"; frames in {sheet}" if sheet else ""))
   return 0

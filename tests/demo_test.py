@@ -5,6 +5,7 @@ import io
 import os
 import re
 import unittest
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -156,7 +157,10 @@ class BackendTest(tf.test.TestCase):
   @unittest.skipIf(gradio is None, "needs the demo extra: pip install -e '.[demo]'")
   def test_the_page_builds(self):
     from reseg_tf import demo  # noqa: PLC0415
-    page = demo.build_page(self.models, self.limits, self.root)
+    # Gradio copies the examples into its folder, as the demo's main sets it.
+    with mock.patch.dict(os.environ, GRADIO_TEMP_DIR=os.path.join(self.root, "gradio")):
+      page = demo.build_page(self.models, self.limits, self.root)
+    self.assertTrue(os.listdir(os.path.join(self.root, "gradio")))
     self.assertIn("Model", {getattr(b, "label", None) for b in page.blocks.values()})
 
 

@@ -135,6 +135,22 @@ class VideoTest(tf.test.TestCase):
       self.assertLess(len(str(raised.exception)), 300)
     self.assertFalse(os.path.exists(os.path.join(self.root, "never.mp4")))
 
+  def test_a_failure_midway_leaves_no_half_written_video(self):
+    calls = []
+
+    def fails_on_the_second_batch(frames):
+      calls.append(len(frames))
+      if len(calls) == 2:
+        raise RuntimeError("out of memory")
+      return self.segment(frames)
+
+    output = os.path.join(self.root, "half.mp4")
+    with self.assertRaisesRegex(RuntimeError, "out of memory"):
+      video.segment_video(self.clip, output, fails_on_the_second_batch, self.model.colors,
+                          batch_size=3)
+    self.assertEqual(calls, [3, 3])
+    self.assertFalse(os.path.exists(output))
+
   def test_refuses_videos_longer_than_max_frames(self):
     with self.assertRaisesRegex(InputError, "8 frames .* at most 5"):
       video.segment_video(self.clip, os.path.join(self.root, "long.mp4"), self.segment,

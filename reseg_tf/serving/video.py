@@ -160,7 +160,8 @@ def _frames(path: str, reader, info: VideoInfo) -> Iterator[np.ndarray]:
 class VideoWriter:
   """Writes uint8 RGB frames of one size to a video file (module docstring).
 
-  A context manager: the file is complete when the block ends.
+  A context manager: the file is complete when the block ends, and removed
+  when the block raises.
   """
 
   def __init__(self, path: str, width: int, height: int, fps: Fraction):
@@ -196,8 +197,14 @@ class VideoWriter:
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc):
-    self.close()
+  def __exit__(self, exc_type, *_):
+    if exc_type is None:
+      self.close()
+      return
+    # Failed midway: end ffmpeg and leave no half-written video behind.
+    self._writer.close()
+    if os.path.exists(self.path):
+      os.remove(self.path)
 
 
 @dataclasses.dataclass
