@@ -8,7 +8,7 @@ r"""Converts a dataset release into sharded TFRecords plus metadata.json.
   python -m data_prep.build --dataset=cityscapes # datasets/cityscapes -> data/cityscapes
   python -m data_prep.build --dataset=folder --data_dir=my_data --output_dir=data/my_data
 
-See the README ("Preparing data") for the expected layouts.
+See docs/data.md ("Preparing data" in the manual) for the expected layouts.
 """
 
 import os
