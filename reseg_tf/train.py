@@ -32,8 +32,7 @@ def main(argv):
   if not _GIN_FILE.value:
     raise app.UsageError("give at least one --gin_file, e.g. gin/quickstart.gin")
   for path in _GIN_FILE.value:
-    if not os.path.exists(path) and not os.path.exists(
-        os.path.join(configurables.REPO_ROOT, path)):
+    if not os.path.isfile(configurables.gin_file_path(path)):
       raise app.UsageError(f"--gin_file={path}: no such file")
   gin.parse_config_files_and_bindings(_GIN_FILE.value, _GIN_BINDINGS.value)
   model_dir = _MODEL_DIR.value or trainer.default_model_dir(_GIN_FILE.value)
