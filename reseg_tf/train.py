@@ -38,8 +38,12 @@ def main(argv):
   model_dir = _MODEL_DIR.value or trainer.default_model_dir(_GIN_FILE.value)
   logging.info("Training in %s", model_dir)
   result = configurables.train(model_dir=model_dir)
-  logging.info("Finished at step %d; best validation mean IoU %.4f.",
-               result["step"], result["best_mean_iou"])
+  if result["best_mean_iou"] < 0:  # The trainer's value before any validation.
+    logging.info("Finished at step %d; no validation ran, so there is no best "
+                 "checkpoint (evaluate with --checkpoint=latest).", result["step"])
+  else:
+    logging.info("Finished at step %d; best validation mean IoU %.4f.",
+                 result["step"], result["best_mean_iou"])
 
 
 if __name__ == "__main__":
