@@ -16,6 +16,9 @@ import sys
 
 from absl import app, flags, logging
 
+# First: it loads TensorFlow quietly, before the converters import it.
+from reseg_tf import cli  # isort: split
+
 from data_prep import (
   camvid,
   cityscapes,
@@ -295,4 +298,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)
