@@ -8,13 +8,16 @@ r"""Converts a dataset release into sharded TFRecords plus metadata.json.
   python -m data_prep.build --dataset=cityscapes # datasets/cityscapes -> data/cityscapes
   python -m data_prep.build --dataset=folder --data_dir=my_data --output_dir=data/my_data
 
-See the README ("Preparing data") for the expected layouts.
+See docs/data.md ("Preparing data" in the manual) for the expected layouts.
 """
 
 import os
 import sys
 
 from absl import app, flags, logging
+
+# First: it loads TensorFlow quietly, before the converters import it.
+from reseg_tf import cli  # isort: split
 
 from data_prep import (
   camvid,
@@ -295,4 +298,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -88,7 +88,7 @@ def _size_statistics(sizes: list) -> dict:
 
 def metadata(plan: Plan, split_stats: dict[str, SplitStats],
              skipped: list[dict], build: dict) -> dict:
-  """The contents of metadata.json (see README, "metadata.json")."""
+  """The contents of metadata.json (see docs/data.md, "The record format")."""
   info = plan.info
   result = {
       "format_version": METADATA_VERSION,

@@ -2,12 +2,17 @@
 
 Every binary imports this module before anything that loads TensorFlow, so
 that TensorFlow's C++ INFO lines (oneDNN, CUDA probing, XLA service) are
-hidden unless the user set `TF_CPP_MIN_LOG_LEVEL` or passed `--verbose`;
-Python-side INFO lines of TensorFlow (checkpoint sharding) likewise. And
-runs `main` through `run`, which ends an expected failure (`InputError`: a
-missing file, a model that does not fit its checkpoint, a busy model_dir)
-with one line `error: <path>: <problem>` and exit status 1. `--verbose`
-keeps TensorFlow's logs and the traceback.
+hidden unless the user passed `--verbose` or set `TF_CPP_MIN_LOG_LEVEL`
+to 0 or 1; INFO lines of other libraries (TensorFlow's checkpoint sharding,
+gin) likewise. `run` runs `main` with plain log lines: our INFO messages as
+they are (progress and results), warnings as `warning: ...`, errors as
+`error: ...`, without absl's `I1205 12:00:00.000 file.py:12]` prefix. It
+ends an expected failure (`InputError`: a missing file, a model that does
+not fit its checkpoint, a busy model_dir) with one line
+`error: <path>: <problem>` and exit status 1, and a usage error (a bad
+flag, an --input that matches nothing) with one line
+`error: <problem> (see --help)` and exit status 2. `--verbose` keeps
+TensorFlow's logs, absl's prefixes and the traceback.
 
 The binaries that load a trained model (evaluate, predict, export) define
 its flags through `define_model_flags` and load it with `load_model`: a
@@ -52,35 +57,90 @@ def _load_tensorflow_quietly():
         print(line, file=sys.stderr)
 
 
-if not any(arg in _VERBOSE_ARGS for arg in sys.argv) and "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+# Quiet unless --verbose, or the user asked TensorFlow for its INFO (0) or
+# WARNING (1) lines; a level of 2 or 3 set by the user is quiet too, since
+# the start-up lines ignore it.
+if (not any(arg in _VERBOSE_ARGS for arg in sys.argv)
+    and os.environ.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")):
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   _load_tensorflow_quietly()
 
 _VERBOSE = flags.DEFINE_bool(
-    "verbose", False, "Show TensorFlow's own log lines, and the traceback of "
-    "expected errors (a missing file, a checkpoint that does not fit).")
+    "verbose", False, "Show TensorFlow's own log lines, log lines with absl's "
+    "prefix, and the traceback of expected errors (a missing file, a "
+    "checkpoint that does not fit).")
+
+
+USAGE_ERROR_STATUS = 2  # As argparse: the command line was wrong.
+
+# The packages whose INFO messages are the binaries' progress and results;
+# other libraries' INFO lines (TensorFlow, gin) show only with --verbose.
+_OWN_CODE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               package) + os.sep
+                  for package in ("reseg_tf", "data_prep"))
+
+
+class PlainFormatter(std_logging.Formatter):
+  """Log records as plain lines: the message alone, `warning: ` or `error: `
+  before it from WARNING up (a traceback, if any, follows as usual)."""
+
+  def formatMessage(self, record: std_logging.LogRecord) -> str:
+    if record.levelno >= std_logging.ERROR:
+      return f"error: {record.message}"
+    if record.levelno >= std_logging.WARNING:
+      return f"warning: {record.message}"
+    return record.message
+
+
+def _plain_logs():
+  """Plain log lines through absl's handler, our INFO messages only, and
+  TensorFlow's messages once (not again through its own handler)."""
+  std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+  # TensorFlow adds a handler of its own when it is imported before absl's
+  # is installed (as here): its warnings would come twice, once from each.
+  for handler in list(std_logging.getLogger("tensorflow").handlers):
+    std_logging.getLogger("tensorflow").removeHandler(handler)
+  handler = logging.get_absl_handler()
+  handler.setFormatter(PlainFormatter())
+  handler.addFilter(lambda record: record.levelno >= std_logging.WARNING
+                    or record.pathname.startswith(_OWN_CODE))
+
+
+def _usage_error(problem: str):
+  """Ends the process with one line, `error: <problem> (see --help)`."""
+  problem = " ".join(str(problem).split())  # Some flag errors span lines.
+  print(f"error: {problem} (see --help)", file=sys.stderr)
+  sys.exit(USAGE_ERROR_STATUS)
+
+
+def _parse_flags(argv: list) -> list:
+  """absl's flag parsing, with a bad flag reported as a usage error (absl
+  prints two lines and a FATAL prefix)."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _usage_error(e)
 
 
 def run(main: Callable):
-  """`app.run(main)`, ending an `InputError` with one line and status 1."""
+  """`app.run(main)` with plain log lines, an `InputError` ended with one
+  line and status 1, and a usage error (`app.UsageError`, a bad flag) with
+  one line and status 2 instead of the help text."""
 
   def guarded(argv):
     if not _VERBOSE.value:
-      std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
-      # TensorFlow's Python INFO lines (e.g. checkpoint sharding times), which
-      # go through absl's handler like ours: keep its warnings and errors.
-      logging.get_absl_handler().addFilter(
-          lambda record: record.levelno >= std_logging.WARNING
-          or f"{os.sep}tensorflow{os.sep}" not in record.pathname)
+      _plain_logs()
     try:
       return main(argv)
+    except app.UsageError as e:
+      _usage_error(e)
     except InputError as e:
       if _VERBOSE.value:
         raise
       # Not str(e): gin appends the configurable's name to the message.
       sys.exit(f"error: {e.path}: {e.problem}")
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)
 
 
 @dataclasses.dataclass(frozen=True)

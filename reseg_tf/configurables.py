@@ -13,8 +13,8 @@ configured model with
 
 Gin files bind its arguments as `ReSeg.<arg>` (or `reseg_tf.ReSeg.<arg>`),
 e.g. `ReSeg.renet_units = (100, 100)`; see `gin/model/`. Their `include`
-lines name files relative to the repository root, which this module adds to
-gin's search path so that they resolve from any working directory.
+lines name files relative to the repository root, which this module's file
+reader (`gin_file_path`) resolves from any working directory.
 
 `ReSeg.num_classes` may be left unbound, or bound to None where an
 included file binds it (gin/custom.gin): `train` (and `read_model_spec`)
@@ -48,8 +48,28 @@ from reseg_tf.serving import restore
 from reseg_tf.training import optimizers, options, trainer
 
 REPO_ROOT = run_files.REPO_ROOT
-if os.path.isdir(os.path.join(REPO_ROOT, "gin")):
-  gin.add_config_file_search_path(REPO_ROOT)
+
+
+def gin_file_path(path: str) -> str:
+  """Where gin reads `path`: as given when that file exists (absolute, or
+  relative to the working directory), else relative to the repository root,
+  as the `include` lines of gin/ name their files."""
+  if os.path.isabs(path) or os.path.isfile(path):
+    return path
+  return os.path.join(REPO_ROOT, path)
+
+
+# Gin tries each search path with each of its file readers in turn, and its
+# reader of files inside Python packages logs `Path not found` as an error
+# for every path it does not find (for `gin/model/...`, it looks for a module
+# `gin.model`): with the repository root as a second search path, a gin file
+# outside the repository that includes 'gin/model/camvid.gin' would print
+# such errors before loading it from there. This reader, tried first,
+# resolves the path itself (`gin_file_path`), so the others are not asked.
+# There is no public way to put a reader first.
+gin.config._FILE_READERS.insert(  # pylint: disable=protected-access
+    0, (lambda path: open(gin_file_path(path)),
+        lambda path: os.path.isfile(gin_file_path(path))))
 
 # A gin-configurable subclass of `reseg.ReSeg`; `reseg.ReSeg` stays unchanged.
 ReSeg = gin.external_configurable(reseg.ReSeg, module="reseg_tf")

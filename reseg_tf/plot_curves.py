@@ -12,9 +12,14 @@ import os
 import sys
 from typing import Dict, List, Tuple
 
-import tensorflow as tf
 from absl import app, flags
 
+# First: it loads TensorFlow quietly.
+from reseg_tf import cli  # isort: split
+
+import tensorflow as tf
+
+from reseg_tf.common.errors import InputError
 from reseg_tf.evaluation import metrics, summaries
 
 _MODEL_DIRS = flags.DEFINE_multi_string(
@@ -65,7 +70,8 @@ def main(argv):
   for model_dir in _MODEL_DIRS.value:
     points = read_scalars(os.path.join(model_dir, "validation"), f"metrics/{_METRIC.value}")
     if not points:
-      sys.exit(f"error: {model_dir}/validation has no metrics/{_METRIC.value} scalars")
+      raise InputError(os.path.join(model_dir, "validation"),
+                       f"no metrics/{_METRIC.value} scalars (did the run validate?)")
     curves[os.path.basename(os.path.normpath(model_dir))] = points
   try:
     plot(curves, _METRIC.value, _OUTPUT.value)
@@ -75,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

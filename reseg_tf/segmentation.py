@@ -148,12 +148,11 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
   """Loads a trained ReSeg for `SegmentationModel.segment`.
 
   Args:
-    name_or_path: one of
-      - a published model's name, e.g. "camvid_no_vgg_cycle4" (a folder
-        under `models/`), or the path of such a folder;
-      - a training run's folder (`--model_dir` of `reseg_tf.train`);
-      - an exported SavedModel: a version folder, or the export folder (its
-        highest version).
+    name_or_path: a published model's name, e.g. "camvid_no_vgg_cycle4" (a
+      folder under `models/`), or the path of such a folder; or a training
+      run's folder (`--model_dir` of `reseg_tf.train`); or an exported
+      SavedModel, a version folder or the export folder (its highest
+      version).
     checkpoint: for a training run: "best" (best validation mean IoU),
       "latest", or a checkpoint path.
     compute_dtype: "float32" or "bfloat16" to run the model's layers in
@@ -166,7 +165,7 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
 
   Returns:
     The model, run in its fastest in-process form (the compiled sweep
-    where it loads); a SavedModel runs as exported.
+      where it loads); a SavedModel runs as exported.
 
   Raises:
     ResegError: no such model, or its files are missing or do not fit.

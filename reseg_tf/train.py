@@ -32,15 +32,18 @@ def main(argv):
   if not _GIN_FILE.value:
     raise app.UsageError("give at least one --gin_file, e.g. gin/quickstart.gin")
   for path in _GIN_FILE.value:
-    if not os.path.exists(path) and not os.path.exists(
-        os.path.join(configurables.REPO_ROOT, path)):
+    if not os.path.isfile(configurables.gin_file_path(path)):
       raise app.UsageError(f"--gin_file={path}: no such file")
   gin.parse_config_files_and_bindings(_GIN_FILE.value, _GIN_BINDINGS.value)
   model_dir = _MODEL_DIR.value or trainer.default_model_dir(_GIN_FILE.value)
   logging.info("Training in %s", model_dir)
   result = configurables.train(model_dir=model_dir)
-  logging.info("Finished at step %d; best validation mean IoU %.4f.",
-               result["step"], result["best_mean_iou"])
+  if result["best_mean_iou"] < 0:  # The trainer's value before any validation.
+    logging.info("Finished at step %d; no validation ran, so there is no best "
+                 "checkpoint (evaluate with --checkpoint=latest).", result["step"])
+  else:
+    logging.info("Finished at step %d; best validation mean IoU %.4f.",
+                 result["step"], result["best_mean_iou"])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,19 @@ QUICKSTART = os.path.join(ROOT, "gin", "quickstart.gin")
 SHARED_DATA = os.path.join(ROOT, "..", "shared", "data")
 
 
+class EmptyGinConfig:
+  """Test-case mixin: every test starts and ends with gin's configuration
+  empty, so bindings never leak between tests (list it before TestCase)."""
+
+  def setUp(self):
+    super().setUp()
+    gin.clear_config()
+
+  def tearDown(self):
+    gin.clear_config()
+    super().tearDown()
+
+
 def build_synthetic(records_dir, sizes=(96, 24, 0), image_size=(32, 40)):
   """Writes the synthetic dataset (seed 0) with `sizes` train/val/test images."""
   writer.write_dataset(synthetic.plan(0, sizes, image_size), records_dir,

@@ -10,6 +10,7 @@ from absl.testing import parameterized
 import gin
 from reseg_tf import configurables
 from reseg_tf.model import reseg as model_lib
+from tests.fixtures import EmptyGinConfig
 
 GIN_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "gin",
                        "model")
@@ -33,15 +34,7 @@ def _count(variables):
   return sum(int(np.prod(v.shape)) for v in variables)
 
 
-class GinModelTest(tf.test.TestCase, parameterized.TestCase):
-
-  def setUp(self):
-    super().setUp()
-    gin.clear_config()
-
-  def tearDown(self):
-    gin.clear_config()
-    super().tearDown()
+class GinModelTest(EmptyGinConfig, tf.test.TestCase, parameterized.TestCase):
 
   def _parse(self, name, bindings):
     gin.parse_config_files_and_bindings([os.path.join(GIN_DIR, name)],

@@ -34,8 +34,14 @@ def make_eval_step(strategy: tf.distribute.Strategy, model, num_classes: int,
   void pixels do not count. With `augmentation`, each pixel's prediction is
   the most probable output of the views' averaged softmax (a trained void
   class included, which counts as an error as without augmentation).
+
+  Batches of several sizes (images evaluated unpadded) trace the step once
+  for the first size and once more for any size (`reduce_retracing`), not
+  once per size, unless `jit_compile`: XLA compiles per size anyway, and
+  the fused sweeps it runs need static shapes (without them the sweeps
+  fall back to `tf.scan`, `model/lowering.py`).
   """
-  head = tf.function(model.head, jit_compile=jit_compile)
+  head = tf.function(model.head, jit_compile=jit_compile, reduce_retracing=not jit_compile)
 
   def replica_step(batch):
     labels = batch["label"]
@@ -49,7 +55,7 @@ def make_eval_step(strategy: tf.distribute.Strategy, model, num_classes: int,
     return metrics.confusion_matrix(labels, predictions, num_classes,
                                     example_mask=batch["mask"])
 
-  @tf.function
+  @tf.function(reduce_retracing=not jit_compile)
   def step(batch):
     per_replica = strategy.run(replica_step, args=(batch,))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)

@@ -4,8 +4,8 @@
 entry per run into the file, keyed by the run's name (its model_dir's base
 name unless `--results_name` says otherwise): the metrics, the split and
 checkpoint, the training budget actually spent (steps, epochs, wall time),
-the machine, and the command that produced it. The README's "Results"
-tables quote these entries and a test checks that they agree.
+the machine, and the command that produced it. The results tables (README,
+docs/results.md) quote these entries and a test checks that they agree.
 
 Training wall time comes from the run's TensorBoard train events: each start
 of the trainer (a fresh run or a resume) writes the operative config there, so

@@ -68,9 +68,13 @@ class ReNet2D(keras.layers.Layer):
   """ReNet layer: patches, then two bidirectional sweeps (ReSeg sec. 3.1).
 
   `[B, H, W, C]` -> `[B, ceil(H/ph), ceil(W/pw), 2U]`; H and W may be
-  unknown. The options are those of `renet.ReNetLayer` (whose docstring
-  compares the paper with the original code); the input channels come from
-  the first call instead of an argument.
+  unknown. Sizes that are not multiples of the patch are zero-padded at the
+  bottom and right to the next multiple first, so the last row and column
+  of patches see zeros there (a head that upsamples by the patch size
+  returns the padded size: crop it to the input's). The options are those
+  of `renet.ReNetLayer` (whose docstring compares the paper with the
+  original code); the input channels come from the first call instead of
+  an argument.
 
   Args:
     units: U, hidden units per direction.
@@ -90,7 +94,7 @@ class ReNet2D(keras.layers.Layer):
   def __init__(self, units: int, patch_size: Sequence[int] = (1, 1),
                core: str = "gru", sweep_order: str = "horizontal_first",
                bidirectional_mode: str = "stacked", init: str = "normal",
-               **kwargs):
+               **kwargs: Any):
     super().__init__(**kwargs)
     cells.num_gates(core)  # Raises on an unknown core.
     if sweep_order not in _SWEEP_ORDERS:
@@ -184,16 +188,16 @@ class ReNet2D(keras.layers.Layer):
     return config
 
   @classmethod
-  def from_renet_layer(cls, renet_layer, **kwargs) -> "ReNet2D":
+  def from_renet_layer(cls, renet_layer: Any, **kwargs: Any) -> "ReNet2D":
     """A built `ReNet2D` with the options and weights of a `ReNetLayer`.
 
     Args:
-      renet_layer: a `reseg_tf.renet.ReNetLayer`.
+      renet_layer: a `reseg_tf.model.renet.ReNetLayer`.
       **kwargs: more `keras.layers.Layer` arguments (`name`, ...).
 
     Returns:
-      The new layer; `init` is left at its default, as `ReNetLayer` does not
-      keep it (it only matters before the weights are copied).
+      The new layer; `init` is left at its default, as `ReNetLayer` does
+        not keep it (it only matters before the weights are copied).
     """
     layer = cls(**renet_layer_options(renet_layer), **kwargs)
     set_weights_from_renet_layer(layer, renet_layer)
@@ -210,7 +214,7 @@ def renet_layer_options(renet_layer) -> Dict[str, Any]:
       else "independent")
 
 
-def set_weights_from_renet_layer(keras_layer: ReNet2D, renet_layer) -> None:
+def set_weights_from_renet_layer(keras_layer: ReNet2D, renet_layer: Any) -> None:
   """Copies the weights of a `renet.ReNetLayer` into a `ReNet2D`.
 
   Builds `keras_layer` first if needed. Only reads `renet_layer`'s

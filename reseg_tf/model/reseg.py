@@ -29,7 +29,7 @@ in two layers for a stride of 4, undone by two 2x2 transposed convolutions
 resized image and resizes the logits back to the input size: losses,
 metrics and predictions stay at the input's resolution while the ReNet
 sweeps cost `input_scale**2` as much. Below 1 it is how the from-scratch
-runs on 2 CPU cores fit their budget (docs/results.json, README "Results");
+runs on 2 CPU cores fit their budget (docs/results.json, docs/results.md);
 above 1 it gives thin structures (a pole 2-5 pixels wide in CamVid) more
 pixels per cell of the stride-4 ReNet grid.
 

@@ -20,6 +20,7 @@ from reseg_tf.common import run_files
 from reseg_tf.common.errors import InputError
 from tests.data_prep import fixtures
 from tests.data_prep.build_helpers import read_metadata, run_build
+from tests.fixtures import EmptyGinConfig
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # File -> (classes, uses VGG, records_dir, training crop, input scale);
@@ -35,15 +36,7 @@ _TINY = ["ReSeg.vgg_weights = 'random'", "ReSeg.renet_units = (4, 3)",
          "ReSeg.upsample_filters = (3, 2)"]
 
 
-class DatasetGinTest(parameterized.TestCase, tf.test.TestCase):
-
-  def setUp(self):
-    super().setUp()
-    gin.clear_config()
-
-  def tearDown(self):
-    gin.clear_config()
-    super().tearDown()
+class DatasetGinTest(EmptyGinConfig, parameterized.TestCase, tf.test.TestCase):
 
   @parameterized.named_parameters((n[:-4], n) for n in sorted(_EXPECTED))
   def test_gin_file_builds_its_model(self, name):
@@ -105,7 +98,7 @@ make_optimizer.name = 'adam'
 """
 
 
-class NumClassesFromRecordsTest(tf.test.TestCase):
+class NumClassesFromRecordsTest(EmptyGinConfig, tf.test.TestCase):
   """ReSeg.num_classes unbound (or None) comes from metadata.json."""
 
   @classmethod
@@ -118,14 +111,6 @@ class NumClassesFromRecordsTest(tf.test.TestCase):
                                   f"--output_dir={cls.records}",
                                   "--split_fractions=0.5,0.5,0")
     assert status == 0, stderr
-
-  def setUp(self):
-    super().setUp()
-    gin.clear_config()
-
-  def tearDown(self):
-    gin.clear_config()
-    super().tearDown()
 
   def test_unbound_num_classes_trains_and_is_recorded(self):
     self.assertEqual(read_metadata(self.records)["num_classes"], 3)
