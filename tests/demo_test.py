@@ -13,17 +13,12 @@ from PIL import Image
 
 from reseg_tf.common.errors import InputError
 from reseg_tf.serving import demo_backend
+from tests import video_test
 
 try:
   import gradio  # noqa: F401
 except ImportError:  # pragma: no cover
   gradio = None
-try:
-  import imageio_ffmpeg  # noqa: F401
-
-  from tests import video_test
-except ImportError:  # pragma: no cover
-  video_test = None
 
 HORSE = os.path.join(demo_backend.EXAMPLES_DIR, "horse004.jpg")  # 400x313
 
@@ -140,7 +135,7 @@ class BackendTest(tf.test.TestCase):
     # Still serving.
     demo_backend.segment_image(self.models, "horse_no_vgg", HORSE, self.limits)
 
-  @unittest.skipIf(video_test is None, "needs the video extra")
+  @unittest.skipIf(video_test.video is None, "needs the video extra: pip install -e '.[video]'")
   def test_segments_a_video_at_its_size_through_downscaled_frames(self):
     clip = video_test.write_clip(os.path.join(self.root, "clip.mp4"))
     limits = demo_backend.Limits(max_video_side=32, max_video_frames=8)
