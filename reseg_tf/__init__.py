@@ -5,7 +5,8 @@
 
 `load_model`, `SegmentationModel`, `Segmentation` and `TestTimeAugmentation`
 live in `reseg_tf.segmentation`, loaded on first use: `import reseg_tf` alone does
-not import TensorFlow (the command-line tools first quiet its logging).
+not import TensorFlow. The first use imports it without its start-up lines
+(unless TF_CPP_MIN_LOG_LEVEL is 0 or 1; `common/quiet_tensorflow.py`).
 `ResegError` is the exception of every expected failure.
 """
 
@@ -17,6 +18,9 @@ __all__ = ["ResegError", *_API]
 
 def __getattr__(name):
   if name in _API:
+    from reseg_tf.common import quiet_tensorflow  # noqa: PLC0415
+    if quiet_tensorflow.wanted():
+      quiet_tensorflow.import_quietly()
     from reseg_tf import segmentation  # noqa: PLC0415
     return getattr(segmentation, name)
   raise AttributeError(f"module 'reseg_tf' has no attribute {name!r}")

@@ -24,46 +24,20 @@ import dataclasses
 import logging as std_logging
 import os
 import sys
-import tempfile
 from typing import Callable, Optional
 
 from absl import app, flags, logging
 
+from reseg_tf.common import quiet_tensorflow
 from reseg_tf.common.errors import InputError
 
-# TensorFlow 2.21 writes its start-up INFO lines (oneDNN, CPU features, CUDA
-# probing) before its logging is initialised, whatever TF_CPP_MIN_LOG_LEVEL
-# says; only the later lines obey it (2: errors only).
-_STARTUP_NOISE = ("I0000 ", "W0000 ", "E0000 ", "WARNING: All log messages before absl::InitializeLog",
-                  "To enable the following instructions", "This TensorFlow binary is optimized")
 _VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1")
-
-
-def _load_tensorflow_quietly():
-  """Imports TensorFlow and probes its devices with the C-level stderr
-  captured, then writes back what is not start-up noise."""
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow as tf  # noqa: PLC0415
-      tf.config.list_physical_devices()  # The CUDA probe logs here.
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
-    captured.seek(0)
-    for line in captured.read().decode(errors="replace").splitlines():
-      if not line.startswith(_STARTUP_NOISE):
-        print(line, file=sys.stderr)
-
 
 # Quiet unless --verbose, or the user asked TensorFlow for its INFO (0) or
 # WARNING (1) lines; a level of 2 or 3 set by the user is quiet too, since
 # the start-up lines ignore it.
-if (not any(arg in _VERBOSE_ARGS for arg in sys.argv)
-    and os.environ.get("TF_CPP_MIN_LOG_LEVEL") not in ("0", "1")):
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  _load_tensorflow_quietly()
+if not any(arg in _VERBOSE_ARGS for arg in sys.argv) and quiet_tensorflow.wanted():
+  quiet_tensorflow.import_quietly()
 
 _VERBOSE = flags.DEFINE_bool(
     "verbose", False, "Show TensorFlow's own log lines, log lines with absl's "

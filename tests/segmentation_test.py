@@ -6,6 +6,8 @@ result's helpers; loading must leave a caller's gin configuration as it was.
 """
 
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -179,6 +181,18 @@ class LoadModelTest(tf.test.TestCase):
     bf16 = reseg_tf.load_model(_PUBLISHED, compute_dtype="bfloat16").segment(image)
     self.assertGreater(np.mean(fp32.classes == bf16.classes), 0.98)
     self.assertAllClose(fp32.probabilities, bf16.probabilities, atol=0.1)
+
+  def test_a_script_using_the_api_prints_nothing_but_its_own_output(self):
+    code = ("import numpy as np, reseg_tf\n"
+            f"model = reseg_tf.load_model({_PUBLISHED!r})\n"
+            "print(model.segment(np.zeros((20, 30, 3), np.uint8)).classes.shape)\n")
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["PYTHONPATH"] = fixtures.ROOT
+    process = subprocess.run([sys.executable, "-c", code], cwd=self.create_tempdir().full_path,
+                             env=environment, capture_output=True, text=True, timeout=300)
+    self.assertEqual(process.returncode, 0, process.stderr)
+    self.assertEqual(process.stdout, "(20, 30)\n")
+    self.assertEqual(process.stderr, "")  # No TensorFlow start-up lines, no logs.
 
   def test_unknown_models_and_options_are_named(self):
     with self.assertRaises(reseg_tf.ResegError) as raised:
