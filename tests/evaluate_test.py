@@ -146,7 +146,9 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     spec = configurables.read_model_spec(os.path.join(self.model_dir, "operative_config.gin"))
     with self.assertRaises(TypeError):  # Frozen.
       spec.reseg_args["num_classes"] = 7
-    # Bindings that would change the model if restoring read gin.
+    # Bindings that would change the model if restoring read gin (gin
+    # cleared first: read_model_spec keeps what the class's training left).
+    gin.clear_config()
     gin.parse_config("ReSeg.num_classes = 7")
     try:
       restored = restore.restore_run(spec, self.model_dir, "latest")

@@ -12,6 +12,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from reseg_tf import configurables
@@ -60,6 +61,10 @@ class PublishedModelsTest(tf.test.TestCase):
         self.assertEqual(probabilities.shape[:3], (1, 60, 84))
         self.assertAllClose(tf.reduce_sum(probabilities, -1), tf.ones([1, 60, 84]), atol=1e-5)
 
+  # Minutes: it converts the three datasets and scores every published
+  # model on its splits; run it with -m slow (docs/development.md).
+  @pytest.mark.slow
+  @pytest.mark.real_data
   def test_each_model_reproduces_its_recorded_metrics(self):
     shared = fixtures.SHARED_DATA
     if not os.path.isdir(shared):
