@@ -32,6 +32,7 @@ import tempfile
 from absl import flags, logging
 
 from reseg_tf import cli
+from reseg_tf.common import extras
 from reseg_tf.common.errors import InputError
 
 _MODEL = flags.DEFINE_multi_string(
@@ -63,13 +64,7 @@ _CSS = """
 
 
 def _gradio():
-  """The `gradio` module, or an InputError that says how to get it."""
-  try:
-    import gradio  # noqa: PLC0415 (an optional extra)
-  except ImportError as e:
-    raise InputError("reseg_tf.demo", 'the demo page needs the demo extra: '
-                     'pip install -e ".[demo]"') from e
-  return gradio
+  return extras.require("gradio", "demo", "the demo page")
 
 
 def _upload(payload):

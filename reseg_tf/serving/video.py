@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from reseg_tf.common import extras
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import ProgressBar
 from reseg_tf.evaluation import summaries
@@ -56,13 +57,7 @@ SegmentFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _ffmpeg():
-  """The `imageio_ffmpeg` module, or an InputError that says how to get it."""
-  try:
-    import imageio_ffmpeg  # noqa: PLC0415 (an optional extra)
-  except ImportError as e:
-    raise InputError("video", "reading and writing video needs the video extra: "
-                     'pip install -e ".[video]"') from e
-  return imageio_ffmpeg
+  return extras.require("imageio_ffmpeg", "video", "reading and writing video")
 
 
 def is_video(path: str) -> bool:
