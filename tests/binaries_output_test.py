@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import re
-from concurrent import futures
 
 import numpy as np
 import tensorflow as tf
@@ -58,15 +57,6 @@ def write_test_split_of_six_sizes(records_dir: str) -> str:
   return records_dir
 
 
-def run_at_once(**commands) -> dict:
-  """`{name: fixtures.run_module(*command)}` of `{name: command}`, the
-  processes running at the same time (3 at most)."""
-  with futures.ThreadPoolExecutor(max_workers=3) as pool:
-    running = {name: pool.submit(fixtures.run_module, *command)
-               for name, command in commands.items()}
-  return {name: process.result() for name, process in running.items()}
-
-
 class BinariesOutputTest(tf.test.TestCase):
 
   @classmethod
@@ -91,7 +81,7 @@ class BinariesOutputTest(tf.test.TestCase):
     # treat as a user's shell without it (reseg_tf/cli.py). Processes that
     # do not depend on each other run at once: most of each one's time is
     # importing TensorFlow, on one core.
-    cls.runs = run_at_once(
+    cls.runs = fixtures.run_at_once(
         build=("data_prep.build", "--dataset=synthetic", "--synthetic_split_sizes=16,4,0",
                "--synthetic_image_size=32,40", "--num_shards=1", f"--output_dir={cls.records}"),
         no_such_input=("reseg_tf.predict", f"--model_dir={cls.model_dir}",
@@ -101,7 +91,7 @@ class BinariesOutputTest(tf.test.TestCase):
     cls.runs["train"] = fixtures.run_module(
         "reseg_tf.train", "--gin_file=tiny.gin", f"--model_dir={cls.model_dir}",
         cwd=outside)
-    cls.runs.update(run_at_once(
+    cls.runs.update(fixtures.run_at_once(
         evaluate=("reseg_tf.evaluate", f"--model_dir={cls.model_dir}",
                   f"--records_dir={cls.sizes}", "--split=test", "--pad_to_size=none",
                   f"--output={root}/test.json"),

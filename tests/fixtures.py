@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent import futures
 from typing import Optional
 
 import tensorflow as tf
@@ -113,6 +114,15 @@ def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT,
   """`python -m <module> <args>` (from the repository root), output captured;
   `env`: more environment variables."""
   return _run_python(["-m", module, *args], timeout, cwd, PYTHONPATH=ROOT, **(env or {}))
+
+
+def run_at_once(**commands) -> dict:
+  """`{name: run_module(*command)}` of `{name: command}`, the processes
+  running at the same time (3 at most): most of each one's time is importing
+  TensorFlow, on one core."""
+  with futures.ThreadPoolExecutor(max_workers=3) as pool:
+    running = {name: pool.submit(run_module, *command) for name, command in commands.items()}
+  return {name: process.result() for name, process in running.items()}
 
 
 def run_script(path: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -84,15 +84,14 @@ class TFLiteExportTest(tf.test.TestCase):
     _, cls.model_dir, train_result = fixtures.train_tiny_run(root)
     cls.step = train_result["best_step"]
     cls.export_dir = os.path.join(root, "exports")
-    cls.process = fixtures.run_module(
-        "reseg_tf.export", f"--model_dir={cls.model_dir}", f"--export_dir={cls.export_dir}",
-        "--format=tflite", f"--input_size={_SIZE[0]}x{_SIZE[1]}",
-        "--tflite_quantize=dynamic_range")
-    cls.onnx_process = fixtures.run_module(
-        "reseg_tf.export", f"--model_dir={cls.model_dir}", f"--export_dir={cls.export_dir}",
-        "--format=onnx", f"--input_size={_SIZE[0]}x{_SIZE[1]}")
-    fixtures.run_module("reseg_tf.export", f"--model_dir={cls.model_dir}",
-                        f"--export_dir={cls.export_dir}").check_returncode()
+    export = ("reseg_tf.export", f"--model_dir={cls.model_dir}",
+              f"--export_dir={cls.export_dir}")
+    size = f"--input_size={_SIZE[0]}x{_SIZE[1]}"
+    runs = fixtures.run_at_once(
+        tflite=(*export, "--format=tflite", size, "--tflite_quantize=dynamic_range"),
+        onnx=(*export, "--format=onnx", size), saved_model=export)
+    cls.process, cls.onnx_process = runs["tflite"], runs["onnx"]
+    runs["saved_model"].check_returncode()
     cls.saved_model = tf.saved_model.load(os.path.join(cls.export_dir, str(cls.step)))
     stem = tflite_export.file_stem("run", cls.step, _SIZE)
     cls.paths = {variant: tflite_export.model_path(cls.export_dir, stem, variant)
