@@ -24,7 +24,7 @@ import time
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import Image
 
 import reseg_tf
 from reseg_tf.common import image_files, run_files
@@ -120,7 +120,7 @@ def read_image(path: str, limits: Limits, name: Optional[str] = None) -> tuple:
       width, height = image.size
       if width * height > limits.max_pixels:
         raise _too_large(name, width, height, limits)
-      if image.getexif().get(ExifTags.Base.Orientation, 1) in _TURNED:
+      if image_files.orientation(image) in _TURNED:
         width, height = height, width  # As shown, and as `rgb` will be.
       # JPEG: decode at 1/2, 1/4 or 1/8 scale when still larger than needed.
       image.draft("RGB", (limits.max_side, limits.max_side))
