@@ -10,7 +10,8 @@ the original code's stacked mode), for each sweep axis (along the rows: 120
 steps of 450 lines; down the columns: 90 steps of 600 lines) and dtype, it
 times the recurrence alone (the input projections are not part of it):
 
-* the compiled sweep's forward op and its gradient op, with the ops' own
+* the compiled sweep's forward op and its gradient op (in bf16 reading
+  bfloat16 `gx` and writing bfloat16 `dgx`, as in training), with the ops' own
   phase timers on (`timing=True`): microseconds per time step, per thread,
   in the GEMMs (`h @ w_h` forward, `dgates @ w_h^T` backward), in the
   gate passes (the gate arithmetic and the state I/O: reading `gx`, `saved`,
@@ -76,12 +77,15 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict)
   dhs = tf.constant(rng.normal(size=[batch, height, width, units]).astype(np.float32))
   attrs = dict(axis=axis, reverse=[False], bf16=dtype == "bfloat16", timing=True)
   steps = width if axis == 2 else height
-  hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+  # In bf16 the projections hand the op bfloat16 gx and take bfloat16 dgx, as in training.
+  gx_in = tf.cast(gx, tf.bfloat16) if dtype == "bfloat16" else gx
+  hs, saved, _ = ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)
 
-  forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx, w_h, b, **attrs)),
+  forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)),
                               repeats)
   backward_s, backward = _timed(
-      lambda: _numpy(ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)), repeats)
+      lambda: _numpy(ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx_in.dtype, **attrs)),
+      repeats)
 
   def per_step(seconds, per_thread=False):
     return 1e6 * seconds / steps / (threads if per_thread else 1)

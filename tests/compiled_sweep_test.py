@@ -103,6 +103,30 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
     for g16, g32 in zip(got_grads, want_grads):
       self.assertLess(float(tf.norm(g16 - g32) / tf.norm(g32)), 3e-2)
 
+  @parameterized.parameters(1, 2)
+  def test_bfloat16_projections_equal_their_float32_cast(self, axis):
+    # bfloat16 gx is read as it is, and dgx rounded to nearest even as
+    # TensorFlow's Cast rounds: bit for bit what the op does on float32 with
+    # the casts around it (odd sizes: partial vectors, two thread blocks).
+    rng = np.random.default_rng(axis)
+    units = 5
+    gx16 = tf.constant(rng.normal(size=[3, 5, 7, 2 * 3 * units]), tf.bfloat16)
+    w_h = tf.constant(rng.normal(0.0, 0.5, [2, units, 3 * units]).astype(np.float32))
+    b = tf.constant(rng.normal(size=[2, 3 * units]).astype(np.float32))
+    dhs = tf.constant(rng.normal(size=[3, 5, 7, 2 * units]).astype(np.float32))
+    results = {}
+    for dtype in (tf.bfloat16, tf.float32):
+      gx = tf.cast(gx16, dtype)
+      with tf.GradientTape() as tape:
+        tape.watch(gx)
+        hs = compiled_sweep.recurrence("gru", gx, w_h, b, axis, (False, True), tf.bfloat16)
+      dgx = tape.gradient(hs, gx, output_gradients=dhs)
+      self.assertEqual(dgx.dtype, dtype)
+      results[dtype] = hs.numpy(), tf.cast(dgx, tf.bfloat16).numpy()
+    self.assertAllEqual(results[tf.bfloat16][0], results[tf.float32][0])
+    self.assertAllEqual(results[tf.bfloat16][1], results[tf.float32][1])
+    self.assertGreater(np.abs(results[tf.float32][1].astype(np.float32)).max(), 0.1)
+
   def test_op_rejects_inconsistent_inputs(self):
     ops = compiled_sweep.load()
     gx, w_h, b = tf.zeros([1, 2, 3, 6]), tf.zeros([1, 2, 6]), tf.zeros([1, 6])

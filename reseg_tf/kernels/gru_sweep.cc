@@ -13,7 +13,11 @@
 //   hs [B, H, W, D*U]   the states, in input order; direction d runs in
 //                       reverse time when reverse[d].
 // The gradient op returns dgx, dw_h and db; the input projections and their
-// gradients stay in TensorFlow, where oneDNN runs them.
+// gradients stay in TensorFlow, where oneDNN runs them. gx and dgx are
+// float32, or bfloat16 when the projections run in bfloat16 (attr T): the op
+// then reads the matmul's output and writes its gradient's input directly,
+// widened and rounded (to nearest even, as TensorFlow's Cast) a line at a
+// time, instead of two Cast ops a sweep passing the whole map through memory.
 //
 // Why it is fast: every line (a row or column of the map) recurs on its own,
 // so the lines are split once into one contiguous block per thread of
@@ -151,6 +155,38 @@ std::vector<reseg_kernels::PackedB> PackRecurrentWeights(
   return packed;
 }
 
+// The rows of gx or dgx, float32 or bfloat16 (attr T), a line and a time step
+// at a time: `Read` returns a row as float32 (widened into `buffer` when
+// stored as bfloat16), `Write` stores a float32 row (rounded when bfloat16).
+class GateRows {
+ public:
+  GateRows(const Tensor& tensor, int64_t row_length)
+      : data_(const_cast<char*>(tensor.tensor_data().data())),
+        bf16_(tensor.dtype() == ::tensorflow::DT_BFLOAT16), row_length_(row_length) {}
+  const float* Read(int64_t index, float* buffer) const {
+    if (!bf16_) return static_cast<const float*>(row(index));
+    const uint16_t* src = static_cast<const uint16_t*>(row(index));
+    for (int64_t j = 0; j < row_length_; ++j) buffer[j] = reseg_kernels::Bf16ToFloat(src[j]);
+    return buffer;
+  }
+  // Where to compute row `index` into: the row itself, or `buffer` for Write.
+  float* Target(int64_t index, float* buffer) const {
+    return bf16_ ? buffer : static_cast<float*>(row(index));
+  }
+  void Write(int64_t index, const float* buffer) const {
+    if (!bf16_) return;
+    uint16_t* dst = static_cast<uint16_t*>(row(index));
+    for (int64_t j = 0; j < row_length_; ++j) dst[j] = reseg_kernels::FloatToBf16(buffer[j]);
+  }
+
+ private:
+  void* row(int64_t index) const { return data_ + index * row_length_ * (bf16_ ? 2 : 4); }
+
+  char* data_;
+  bool bf16_;
+  int64_t row_length_;
+};
+
 Geometry GeometryOf(const Tensor& map, int axis) {
   return {map.dim_size(0), map.dim_size(1), map.dim_size(2), axis};
 }
@@ -191,7 +227,7 @@ class GruSweepOp : public OpKernel {
     if (steps == 0 || lines == 0) return WritePhaseSeconds(context, 2, {});
 
     const auto weights = PackRecurrentWeights(w_h, false, attrs_.precision);
-    const float* gx_data = gx.flat<float>().data();
+    const GateRows gx_rows(gx, gates);  // Row (pos * num_dir + d): one direction's gates.
     const float* b_data = b.flat<float>().data();
     float* hs = hs_tensor->flat<float>().data();
     float* saved = saved_tensor->flat<float>().data();
@@ -201,7 +237,7 @@ class GruSweepOp : public OpKernel {
                                                              BlockResult* result) {
       const int64_t n = end - first;
       std::vector<float> state(num_dir * n * units, 0.0f);
-      std::vector<float> gates_h(n * gates);
+      std::vector<float> gates_h(n * gates), gx_row(gates);
       for (int64_t p = 0; p < steps; ++p) {
         for (int d = 0; d < num_dir; ++d) {
           const int64_t t = attrs_.time(p, d, steps);
@@ -215,7 +251,7 @@ class GruSweepOp : public OpKernel {
             for (int64_t i = 0; i < n; ++i) {
               const int64_t pos = grid.position(first + i, t);
               gate_kernels.forward(
-                  units, gx_data + pos * num_dir * gates + d * gates, bias,
+                  units, gx_rows.Read(pos * num_dir + d, gx_row.data()), bias,
                   gates_h.data() + i * gates, h + i * units,
                   saved + ((p * num_dir + d) * lines + first + i) * 4 * units,
                   hs + pos * num_dir * units + d * units);
@@ -265,7 +301,8 @@ class GruSweepGradOp : public OpKernel {
     std::fill(db, db + num_dir * gates, 0.0f);
     std::fill(dw_h, dw_h + num_dir * units * gates, 0.0f);
     if (steps == 0 || lines == 0) {
-      dgx_tensor->flat<float>().setZero();
+      std::memset(const_cast<char*>(dgx_tensor->tensor_data().data()), 0,
+                  dgx_tensor->tensor_data().size());
       return WritePhaseSeconds(context, 3, {});
     }
 
@@ -273,14 +310,14 @@ class GruSweepGradOp : public OpKernel {
     const float* dhs = dhs_tensor.flat<float>().data();
     const float* hs = hs_tensor.flat<float>().data();
     const float* saved = saved_tensor.flat<float>().data();
-    float* dgx = dgx_tensor->flat<float>().data();
+    const GateRows dgx_rows(*dgx_tensor, gates);
     const auto& gate_kernels = reseg_kernels::Gates();
 
     const auto blocks = ForEachLineBlock(context, lines, [&](int64_t first, int64_t end,
                                                              BlockResult* result) {
       const int64_t n = end - first;
       std::vector<float> dstate(num_dir * n * units, 0.0f);
-      std::vector<float> dgates_h(n * gates), h_prev_rows(n * units);
+      std::vector<float> dgates_h(n * gates), h_prev_rows(n * units), dgx_row(gates);
       result->db.assign(num_dir * gates, 0.0f);
       result->dw_h.assign(num_dir * units * gates, 0.0f);
       for (int64_t p = steps - 1; p >= 0; --p) {
@@ -299,11 +336,13 @@ class GruSweepGradOp : public OpKernel {
                 std::memcpy(h_prev, hs + prev * num_dir * units + d * units,
                             units * sizeof(float));
               }
+              const int64_t dgx_index = pos * num_dir + d;
               gate_kernels.backward(
                   units, saved + ((p * num_dir + d) * lines + line) * 4 * units, h_prev,
                   dhs + pos * num_dir * units + d * units, dh + i * units,
-                  dgx + pos * num_dir * gates + d * gates, dgates_h.data() + i * gates,
+                  dgx_rows.Target(dgx_index, dgx_row.data()), dgates_h.data() + i * gates,
                   db_d);
+              dgx_rows.Write(dgx_index, dgx_row.data());
             }
           });
           if (p > 0) {
@@ -338,7 +377,7 @@ class GruSweepGradOp : public OpKernel {
 namespace tensorflow {
 
 REGISTER_OP("ResegGruSweep")
-    .Input("gx: float")
+    .Input("gx: T")
     .Input("w_h: float")
     .Input("b: float")
     .Output("hs: float")
@@ -348,6 +387,7 @@ REGISTER_OP("ResegGruSweep")
     .Attr("reverse: list(bool)")
     .Attr("bf16: bool = false")
     .Attr("timing: bool = false")
+    .Attr("T: {float, bfloat16} = DT_FLOAT")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       std::vector<bool> reverse;
       int axis = 0;
@@ -376,7 +416,7 @@ REGISTER_OP("ResegGruSweepGrad")
     .Input("hs: float")
     .Input("saved: float")
     .Input("w_h: float")
-    .Output("dgx: float")
+    .Output("dgx: T")
     .Output("dw_h: float")
     .Output("db: float")
     .Output("phase_seconds: float")
@@ -384,6 +424,7 @@ REGISTER_OP("ResegGruSweepGrad")
     .Attr("reverse: list(bool)")
     .Attr("bf16: bool = false")
     .Attr("timing: bool = false")
+    .Attr("T: {float, bfloat16} = DT_FLOAT")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       std::vector<bool> reverse;
       TF_RETURN_IF_ERROR(c->GetAttr("reverse", &reverse));

@@ -101,13 +101,15 @@ def project(x, w, compute_dtype=None):
   """`x @ w` over the last axis, as one 2-D matmul (both cores use it).
 
   With `compute_dtype` (e.g. `'bfloat16'`) the matmul runs in that dtype,
-  and so do both of its gradient matmuls, through the casts; the result
-  keeps `x`'s dtype. Static dimensions of `x` stay static.
+  and so do both of its gradient matmuls, through the casts; the result is
+  in that dtype too (the recurrences that compute in float32 cast it; the
+  compiled sweep reads bfloat16 as it is). Static dimensions of `x` stay
+  static.
   """
   x2 = ops.reshape(x, (-1, x.shape[-1]))
   dtype = ops.dtype(x)
   if compute_dtype is not None and keras.backend.standardize_dtype(compute_dtype) != dtype:
-    y = ops.cast(ops.matmul(ops.cast(x2, compute_dtype), ops.cast(w, compute_dtype)), dtype)
+    y = ops.matmul(ops.cast(x2, compute_dtype), ops.cast(w, compute_dtype))
   else:
     y = ops.matmul(x2, w)
   leading = tuple(x.shape[:-1])

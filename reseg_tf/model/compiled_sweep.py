@@ -131,7 +131,9 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
   """The compiled recurrence (see `sweep.py` for the arguments): GRU only.
 
   Any shape, static or not. `compute_dtype=bfloat16` runs the recurrent
-  GEMMs in bfloat16 (float32 accumulation and state).
+  GEMMs in bfloat16 (float32 accumulation and state). `gx` may be float32 or
+  bfloat16 (the projections' dtype; the op reads it as it is and returns its
+  gradient in the same dtype); other dtypes are cast to float32.
   """
   if core != "gru":
     raise ValueError(f"the compiled sweep runs GRU cores only, got {core!r}")
@@ -140,6 +142,8 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
     raise RuntimeError("the compiled sweep is not available (see the log)")
   reverse = [bool(r) for r in reverse]
   bf16 = compute_dtype is not None and tf.as_dtype(compute_dtype) == tf.bfloat16
+  if gx.dtype not in (tf.float32, tf.bfloat16):
+    gx = tf.cast(gx, tf.float32)
   attrs = dict(axis=axis, reverse=reverse, bf16=bf16)
 
   @tf.custom_gradient
@@ -147,7 +151,7 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
     hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
 
     def grad(dhs):
-      dgx, dw_h, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, **attrs)
+      dgx, dw_h, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx.dtype, **attrs)
       return dgx, dw_h, db
 
     return hs, grad

@@ -27,7 +27,7 @@ import tensorflow as tf
 # XLA's in-place slice ops; the public `tf.raw_ops` does not export them.
 from tensorflow.compiler.tf2xla.python import xla
 
-from reseg_tf.model import cells
+from reseg_tf.model import cells, sweep
 
 
 class _Slicer:
@@ -149,8 +149,9 @@ def _recurrence_fn(axis: int, reverse: Tuple[bool, ...]):
 def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int,
                reverse: Sequence[bool], compute_dtype=None) -> tf.Tensor:
   """The fused recurrence (see `sweep.py` for the arguments): GRU only,
-  static shapes; `gx` is float32 whatever `compute_dtype`."""
-  del compute_dtype  # The loops run in float32.
+  static shapes; the loops run in float32 whatever `compute_dtype`."""
+  del compute_dtype
+  gx = sweep.widened(gx)
   if core != "gru" or not gx.shape.is_fully_defined():
     raise ValueError(f"the fused sweep needs a GRU and a static shape, got {core!r}, {gx.shape}")
   return _recurrence_fn(axis, tuple(bool(r) for r in reverse))(gx, w_h, b[:, None, :])

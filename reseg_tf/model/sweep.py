@@ -12,7 +12,9 @@ What runs the loop is a *recurrence*, one argument:
 
     recurrence(core, gx, w_h, b, axis, reverse, compute_dtype) -> hs
 
-with `gx [B, H, W, D*G*U]` the projections of D directions (no bias),
+with `gx [B, H, W, D*G*U]` the projections of D directions (no bias) in
+the projections' dtype (`compute_dtype`, or `x`'s; a recurrence whose
+loops run in float32 widens them with `widened`),
 `w_h [D, U, G*U]`, `b [D, G*U]`, `reverse` a tuple of D bools (run that
 direction from the last step to the first) and `hs [B, H, W, D*U]` the
 states in input order. `time_major(loop)` makes one from any loop over a
@@ -45,7 +47,8 @@ def bidirectional(x, axis: int, forward, backward, core: str, stacked: bool,
     stacked: the original code's mode (the backward RNN reads the forward
       states); False is the paper's `independent` mode.
     recurrence: what runs the loops (see the module docstring).
-    compute_dtype: dtype of the input-projection matmuls (None: `x`'s).
+    compute_dtype: dtype of the input-projection matmuls and of what they
+      hand the recurrence (None: `x`'s).
 
   Returns:
     `[B, H, W, 2U]`: forward and backward states, both in input order.
@@ -73,7 +76,8 @@ def time_major(loop: Loop) -> Recurrence:
   """
 
   def recurrence(core, gx, w_h, b, axis, reverse: Sequence[bool], compute_dtype=None):
-    del compute_dtype  # The loops compute in the dtype of gx.
+    del compute_dtype
+    gx = widened(gx)
     perm = (2, 0, 1, 3) if axis == 2 else (1, 0, 2, 3)
     xt = ops.transpose(gx, perm)  # [T, B, L, D*G], L = lines.
     steps, batch, lines = _dims(xt, 3)
@@ -88,6 +92,14 @@ def time_major(loop: Loop) -> Recurrence:
     return ops.transpose(hs, perm if axis == 1 else (1, 2, 0, 3))
 
   return recurrence
+
+
+def widened(gx):
+  """`gx` in float32 if it came in a narrower float (the loops never run in
+  bfloat16 or float16), else as it is."""
+  if ops.dtype(gx) in ("bfloat16", "float16"):
+    return ops.cast(gx, "float32")
+  return gx
 
 
 def keras_scan(core: str, gx, w_h):
