@@ -156,6 +156,16 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
   def test_missing_split_is_reported(self):
     with self.assertRaisesRegex(FileNotFoundError, "data_prep.build"):
       input_pipeline.make_train_dataset(self.dir, "test", 2)
+    with self.assertRaisesRegex(FileNotFoundError, "'test' shards"):
+      input_pipeline.make_train_dataset(self.dir, "train+test", 2)
+
+  def test_a_union_of_splits_sees_every_example_of_each_once(self):
+    ids = [i for batch in self._one_pass("train+val", batch=1) for i in _ids(batch["image"])]
+    self.assertCountEqual(ids, [*range(16), *range(7)])  # Ids restart in each split.
+    metadata = records.load_metadata(self.dir)
+    self.assertEqual(records.split_size(metadata, "train+val"), 23)
+    self.assertEqual(input_pipeline.common_size(self.dir, "train+val"), (12, 14))
+    self.assertIsNone(input_pipeline.common_size(self.dir, "train+varied"))
 
   # ------------------------------------------------------------------- eval
 

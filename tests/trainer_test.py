@@ -182,6 +182,18 @@ class InitFromTest(tf.test.TestCase):
                               f"train.init_from = '{root}/gone'")
     self.assertEqual(configurables.train(model_dir=tuned)["step"], 4)
 
+  def test_a_union_of_splits_is_one_epoch_of_both(self):
+    root = self.create_tempdir().full_path
+    records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))
+    # Batch 8: one epoch of train+val (24 images) is 3 steps, of train alone 2.
+    fixtures.parse_quickstart(records, "Schedule.max_steps = None", "Schedule.max_epochs = 1",
+                              "Schedule.steps_per_loop = 1", "train.validation_split = None",
+                              "train.train_split = 'train+val'")
+    self.assertEqual(configurables.train(model_dir=os.path.join(root, "both"))["step"], 3)
+    fixtures.parse_quickstart(records, "train.train_split = 'train+test'")
+    with self.assertRaisesRegex(InputError, "no 'test' split"):
+      configurables.train(model_dir=os.path.join(root, "missing"))
+
   def test_missing_or_unfitting_weights_are_clear_errors(self):
     root = self.create_tempdir().full_path
     records = fixtures.build_synthetic(os.path.join(root, "synthetic"), sizes=(16, 8, 0))

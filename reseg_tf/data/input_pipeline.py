@@ -167,23 +167,31 @@ def set_size(element: dict, size: Sequence[int]) -> dict:
 
 
 def shard_files(records_dir: str, split: str) -> list:
-  files = sorted(tf.io.gfile.glob(records.shard_pattern(records_dir, split)))
-  if not files:
-    raise FileNotFoundError(
-        f"no {split!r} shards match {records.shard_pattern(records_dir, split)}: "
-        "build the records with `python -m data_prep.build --dataset=...`")
+  """The shards of `split`, of each of its parts for a union (`train+val`)."""
+  files = []
+  for name in records.split_names(split):
+    found = sorted(tf.io.gfile.glob(records.shard_pattern(records_dir, name)))
+    if not found:
+      raise FileNotFoundError(
+          f"no {name!r} shards match {records.shard_pattern(records_dir, name)}: "
+          "build the records with `python -m data_prep.build --dataset=...`")
+    files += found
   return files
 
 
 def common_size(records_dir: str, split: str) -> Optional[Tuple[int, int]]:
-  """`(H, W)` shared by every image of `split` per metadata.json, else None."""
-  sizes = records.load_metadata(records_dir)["splits"][split].get("image_size") or {}
-  if not sizes:
-    return None
-  height, width = sizes["height"], sizes["width"]
-  if height["min"] != height["max"] or width["min"] != width["max"]:
-    return None
-  return (height["max"], width["max"])
+  """`(H, W)` shared by every image of `split` (of all its parts) per
+  metadata.json, else None."""
+  metadata, common = records.load_metadata(records_dir), set()
+  for name in records.split_names(split):
+    sizes = metadata["splits"][name].get("image_size") or {}
+    if not sizes:
+      return None
+    height, width = sizes["height"], sizes["width"]
+    if height["min"] != height["max"] or width["min"] != width["max"]:
+      return None
+    common.add((height["max"], width["max"]))
+  return common.pop() if len(common) == 1 else None
 
 
 def per_pipeline(global_batch_size: int,

@@ -109,6 +109,19 @@ def shard_filename(split: str, index: int, num_shards: int) -> str:
   return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
+SPLIT_JOINER = "+"  # "train+val": the union of two splits, e.g. to train on both.
+
+
+def split_names(split: str) -> list:
+  """The splits that `split` names: one, or several joined by `+`."""
+  return split.split(SPLIT_JOINER)
+
+
+def split_size(metadata: dict, split: str) -> int:
+  """Examples in `split` (a union sums its parts) per metadata.json."""
+  return sum(metadata["splits"][name]["num_examples"] for name in split_names(split))
+
+
 def shard_pattern(records_dir: str, split: str) -> str:
   """The glob that matches every shard of `split` in `records_dir`."""
   return os.path.join(records_dir, f"{split}-?????-of-?????.tfrecord")

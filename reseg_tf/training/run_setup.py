@@ -61,7 +61,7 @@ class RunPlan:
       -> the training stream (the records or the feature cache).
     input_options: augmentation and pipeline options.
     seed: the run's seed (data order and augmentation per epoch).
-    train_split: the split trained on.
+    train_split: the split trained on (`+` joins several).
     validation_split: the split validated on, or None when there is none.
     train_writer: TensorBoard writer of `write_dir/train`.
     validation_writer: TensorBoard writer of `write_dir/validation`.
@@ -127,10 +127,11 @@ def build_plan(*, model_dir: str, write_dir: str, strategy: tf.distribute.Strate
   """
   metadata = records.load_metadata(records_dir)
   num_classes = metadata["num_classes"]
-  if train_split not in metadata["splits"]:
-    raise InputError(os.path.join(records_dir, records.METADATA_FILENAME),
-                     f"no {train_split!r} split (it has {', '.join(metadata['splits'])})")
-  num_train = metadata["splits"][train_split]["num_examples"]
+  for name in records.split_names(train_split):
+    if name not in metadata["splits"]:
+      raise InputError(os.path.join(records_dir, records.METADATA_FILENAME),
+                       f"no {name!r} split (it has {', '.join(metadata['splits'])})")
+  num_train = records.split_size(metadata, train_split)
   steps_per_epoch = max(1, num_train // batch_size)
   total_steps = schedule.max_epochs * steps_per_epoch
   if schedule.max_steps is not None:

@@ -93,7 +93,8 @@ def train(model_dir: str, *,
       once into `model_dir/feature_cache/<train_split>` and train the rest
       from them (data/feature_cache.py; needs a frozen VGG and no random
       augmentation). Off by default.
-    train_split: split to train on.
+    train_split: split to train on; several joined by `+` (`"train+val"`) train on
+      their union (class weights stay those metadata.json gives).
     validation_split: split to validate on; None or absent: no validation.
     seed: seeds initialisation, data order and augmentation.
     deterministic: also make every op deterministic (slower), so that a
