@@ -49,3 +49,19 @@ def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
     assert row["forward_gemm_us"] > 0 and row["backward_gates_io_us"] > 0
     assert row["dw_h_us"] > 0 and "fused_xla_us" not in row
     assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
+
+
+@pytest.mark.slow  # ~30 s: a benchmark, outside the product.
+def test_step_profile_benchmark_sums_op_times_by_type(tmp_path):
+  output = tmp_path / "step_profile.json"
+  result = fixtures.run_script("benchmarks/step_profile.py", "--height=48", "--width=64",
+                               "--steps=1", "--dtypes=bfloat16", f"--output={output}",
+                               timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  profile = json.loads(output.read_text())["bfloat16"]
+  ops = profile["op_seconds_per_step"]
+  # The step's convolutions, projections and (where it loads) the compiled sweep ran.
+  assert ops["_MklNativeFusedConv2D"] > 0 and ops["_MklMatMul"] > 0
+  if compiled_sweep.available():
+    assert ops["ResegGruSweep"] > 0 and ops["ResegGruSweepGrad"] > 0
+  assert abs(sum(ops.values()) - profile["op_seconds_total"]) < 1e-9
