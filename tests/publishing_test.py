@@ -75,6 +75,11 @@ class PublishingTest(tf.test.TestCase):
     self.assertIn("the last checkpoint of a fixed budget", card)
     self.assertNotIn("selected on", card)
 
+  def test_a_card_of_a_model_trained_on_val_too_says_val_does_not_measure_it(self):
+    text = publishing._selection_text({"selection": "latest", "train_split": "train+val"})  # noqa: SLF001
+    self.assertIn("train and val were both trained on", text)
+    self.assertNotIn("every split but the training one", text)
+
   def test_a_fine_tuned_models_card_names_what_it_started_from(self):
     # A second run starting from the published `tiny`, published in turn.
     tuned_dir = os.path.join(self.create_tempdir().full_path, "tuned")

@@ -29,16 +29,16 @@ from reseg_tf.serving import restore
 _USE = {
     "horse": ("Figure/ground segmentation of horses in photographs like the Weizmann "
               "Horse database's (mostly side views of one horse, 100-500 pixels wide).",
-              "Trained on 197 images: expect it to fail on other animals, unusual poses, "
+              "Trained on {trained} images: expect it to fail on other animals, unusual poses, "
               "several horses or cluttered scenes; it was never meant as a general "
               "animal segmenter."),
     "flowers": ("Flower/background segmentation of close-up flower photographs like "
                 "Oxford Flowers 17's (one flower species per image, centred).",
-                "Trained on 508 images of 17 species at 256x256; other species, "
+                "Trained on {trained} images of 17 species at 256x256; other species, "
                 "several flowers or non-centred flowers are out of its domain."),
     "camvid": ("Street-scene parsing into CamVid's 11 classes, for 360x480 frames from "
                "a car's dashboard in daylight (Cambridge, UK, 2007-2008).",
-               "Trained on 367 frames of three drives. CamVid's val frames come from a "
+               "Trained on {trained} frames of three drives. CamVid's val frames come from a "
                "drive that training also samples: on new drives (CamVid's test split) "
                "the published CamVid models score a mean IoU 12-14 points below val's "
                "(their test rows above). Thin classes (Pole, SignSymbol, Fence) and "
@@ -151,6 +151,12 @@ def write_card(folder: str, name: Optional[str] = None,
   dataset = info.get("dataset", "")
   use, limits = _USE.get(dataset, ("Segmentation of images like its training data.",
                                    "Untested outside its training data's domain."))
+  sizes = info.get("splits", {})
+  trained_on = info.get("train_split", "train").split("+")
+  if all(split in sizes for split in trained_on):  # The training images, counted.
+    limits = limits.format(trained=sum(sizes[split] for split in trained_on))
+  else:
+    limits = limits.format(trained="its")
   training = info.get("training", {})
   lines = [
       f"# `{name}`: ReSeg, {dataset or 'custom data'}, from random initialisation", "",
@@ -221,6 +227,11 @@ def _started_from_text(start: Optional[dict]) -> str:
 
 
 def _selection_text(info: dict) -> str:
+  trained_on = info.get("train_split", "train").split("+")
+  if info.get("selection") == "latest" and len(trained_on) > 1:
+    return ("the last checkpoint of a fixed budget: no split was used to select it; "
+            f"{' and '.join(trained_on)} were both trained on, so their scores say "
+            "nothing about new images, and only a split outside them measures it.")
   if info.get("selection") == "latest":
     return ("the last checkpoint of a fixed budget: no split was used to select it, "
             "so every split but the training one is only scored.")
