@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import bench_output
-import numpy as np
 import tensorflow as tf
 import train_step
 from absl import app, flags
@@ -64,11 +63,7 @@ def op_seconds(logdir: str) -> collections.Counter:
 
 
 def profile(dtype: str) -> dict:
-  rng = np.random.default_rng(0)
-  batch, height, width = train_step.BATCH, _HEIGHT.value, _WIDTH.value
-  data = {"image": rng.integers(0, 256, (batch, height, width, 3)).astype(np.uint8),
-          "label": rng.integers(0, 12, (batch, height, width)).astype(np.uint8),
-          "mask": np.ones(batch, bool)}
+  data = train_step.random_batch(_HEIGHT.value, _WIDTH.value)
   strategy, _, loop = train_step.build(dtype, jit_compile=False)
   iterator = iter(strategy.experimental_distribute_dataset(
       tf.data.Dataset.from_tensors(data).repeat()))

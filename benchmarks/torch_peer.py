@@ -163,10 +163,8 @@ def _torch_features(torch, model, images):
 def timing(torch, torch_reseg):
   """The timing table (see the module docstring)."""
   batch, height, width = train_step.BATCH, _HEIGHT.value, _WIDTH.value
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (batch, height, width, 3)).astype(np.uint8)
-  labels = rng.integers(0, 12, (batch, height, width)).astype(np.uint8)
-  data = {"image": images, "label": labels, "mask": np.ones(batch, bool)}
+  data = train_step.random_batch(height, width)
+  images, labels = data["image"], data["label"]
 
   runners, first_losses = {}, {}
   candidates = [("ours fp32", "float32", "auto")]

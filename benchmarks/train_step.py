@@ -60,6 +60,15 @@ BATCH, HEIGHT, WIDTH = 5, 360, 480
 CAMVID = dict(num_classes=11, void_as_class=True, vgg_weights="random")
 
 
+def random_batch(height=HEIGHT, width=WIDTH, seed=0) -> dict:
+  """A CamVid-shaped batch of random pixels and labels (12 values: the 11
+  classes and void), every example real."""
+  rng = np.random.default_rng(seed)
+  return {"image": rng.integers(0, 256, (BATCH, height, width, 3)).astype(np.uint8),
+          "label": rng.integers(0, 12, (BATCH, height, width)).astype(np.uint8),
+          "mask": np.ones(BATCH, bool)}
+
+
 def time_steps(loop, iterator, loops, steps_per_loop=5):
   loop(iterator, tf.constant(1))  # Compile.
   times = []
@@ -87,10 +96,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   tf.config.threading.set_intra_op_parallelism_threads(2)
-  rng = np.random.default_rng(0)
-  batch = {"image": rng.integers(0, 256, (BATCH, HEIGHT, WIDTH, 3)).astype(np.uint8),
-           "label": rng.integers(0, 12, (BATCH, HEIGHT, WIDTH)).astype(np.uint8),
-           "mask": np.ones(BATCH, bool)}
+  batch = random_batch()
   results = {"load_average": os.getloadavg(), "floor_gflops": flop_floor.floor_rates()}
   print(flop_floor.format_rates(results["floor_gflops"]))
   records = os.path.isdir(_RECORDS_DIR.value)

@@ -152,7 +152,7 @@ def write_card(folder: str, name: Optional[str] = None,
   use, limits = _USE.get(dataset, ("Segmentation of images like its training data.",
                                    "Untested outside its training data's domain."))
   sizes = info.get("splits", {})
-  trained_on = info.get("train_split", "train").split("+")
+  trained_on = _trained_on(info)
   if all(split in sizes for split in trained_on):  # The training images, counted.
     limits = limits.format(trained=sum(sizes[split] for split in trained_on))
   else:
@@ -226,8 +226,13 @@ def _started_from_text(start: Optional[dict]) -> str:
                  for i, part in enumerate(parts)) + ("." if parts else "")
 
 
+def _trained_on(info: dict) -> list:
+  """The splits a published model was trained on (several for `train+val`)."""
+  return records.split_names(info.get("train_split", "train"))
+
+
 def _selection_text(info: dict) -> str:
-  trained_on = info.get("train_split", "train").split("+")
+  trained_on = _trained_on(info)
   if info.get("selection") == "latest" and len(trained_on) > 1:
     return ("the last checkpoint of a fixed budget: no split was used to select it; "
             f"{' and '.join(trained_on)} were both trained on, so their scores say "
