@@ -7,8 +7,8 @@ COMMAND:
   python benchmarks/input_pipeline.py --warmup=1 --batches=2 --repeats=1  # smoke run
 
 For each variant of `InputOptions` it builds `make_train_dataset` (batch 5,
-repeat forever), pulls --warmup batches (the shuffle buffer fills, AUTOTUNE
-settles), then times --batches batches, --repeats times, and reports the
+repeat forever), pulls --warmup batches (the shuffle buffer and the parallel map
+fill), then times --batches batches, --repeats times, and reports the
 median. Variants: "none" (the paper: decode only), "flip_crop" (random
 crop/pad to the full size + flip: cheap ops), "geometric" (adds scale,
 rotation, shear and the elastic warp), "all" (adds photometric jitter).

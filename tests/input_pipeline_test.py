@@ -167,6 +167,13 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(input_pipeline.common_size(self.dir, "train+val"), (12, 14))
     self.assertIsNone(input_pipeline.common_size(self.dir, "train+varied"))
 
+  def test_pipelines_run_without_the_autotuner(self):
+    # Its per-iterator model thread once hung a run when an epoch's iterator
+    # was destroyed (input_pipeline.py); fixed parallelism replaces it.
+    for dataset in (self._one_pass(), eval_pipeline.make_eval_dataset(self.dir, "val", 3)):
+      self.assertFalse(dataset.options().autotune.enabled)
+      self.assertNotEmpty(list(dataset.take(1)))
+
   # ------------------------------------------------------------------- eval
 
   def test_eval_scores_every_example_once_with_a_padded_last_batch(self):

@@ -102,7 +102,7 @@ def make_eval_dataset(records_dir: str, split: str, global_batch_size: int,
   dataset = tf.data.TFRecordDataset(files)
   if num_pipelines > 1:
     dataset = dataset.shard(num_pipelines, pipeline_id)
-  dataset = dataset.map(preprocess, num_parallel_calls=input_pipeline.AUTOTUNE, deterministic=True)
+  dataset = dataset.map(preprocess, num_parallel_calls=input_pipeline.PARALLEL_CALLS, deterministic=True)
   # Each step takes one batch per replica; a pipeline may feed several
   # replicas (one pipeline per worker), so its batches come in multiples of
   # that number, or the distributed iterator drops the leftover batches.
@@ -112,7 +112,7 @@ def make_eval_dataset(records_dir: str, split: str, global_batch_size: int,
   dataset = dataset.concatenate(tf.data.Dataset.from_tensors(dummy).repeat())
   dataset = dataset.take(num_batches * batch_size)
   dataset = dataset.batch(batch_size, drop_remainder=True)
-  return dataset.prefetch(input_pipeline.AUTOTUNE)
+  return input_pipeline.without_autotune(dataset.prefetch(input_pipeline.PREFETCH_BATCHES))
 
 
 def pad_bottom_right(image: tf.Tensor, label: tf.Tensor, size: Sequence[int],

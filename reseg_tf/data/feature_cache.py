@@ -176,5 +176,7 @@ def make_dataset(cache_dir: str, info: dict, global_batch_size: int,
                                      info["label_size"]),
             "mask": tf.constant(True)}
 
-  dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  dataset = dataset.map(parse, num_parallel_calls=input_pipeline.PARALLEL_CALLS,
+                        deterministic=True)
+  return input_pipeline.without_autotune(
+      dataset.batch(batch_size, drop_remainder=True).prefetch(input_pipeline.PREFETCH_BATCHES))

@@ -29,6 +29,7 @@ batches, run after run.
 """
 
 import dataclasses
+import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,7 +38,21 @@ import tensorflow as tf
 from reseg_tf.data import augment as augment_lib
 from reseg_tf.data import records
 
-AUTOTUNE = tf.data.AUTOTUNE
+# Fixed parallelism, and tf.data's autotuner off. The autotuner runs a model
+# thread per iterator and destroying the iterator waits for that thread; in a
+# training run of this project (TensorFlow 2.21, a fresh iterator each epoch)
+# that wait never returned and the run hung at an epoch's start. Decoding and
+# augmenting use every core the process may run on, as the autotuner's
+# ceiling; two batches are prefetched.
+PARALLEL_CALLS = len(os.sched_getaffinity(0))
+PREFETCH_BATCHES = 2
+
+
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """`dataset` with tf.data's autotuning (and its model thread) switched off."""
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +125,10 @@ def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
     return set_size({"image": image, "label": label, "mask": tf.constant(True)},
                      size)
 
-  dataset = dataset.map(preprocess, num_parallel_calls=AUTOTUNE, deterministic=True)
+  dataset = dataset.map(preprocess, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
   # Drop remainder makes the batch dimension static.
   dataset = dataset.batch(batch_size, drop_remainder=True)
-  return dataset.prefetch(AUTOTUNE)
+  return without_autotune(dataset.prefetch(PREFETCH_BATCHES))
 
 
 def shuffled_records(files: Sequence[str], global_batch_size: int,
@@ -137,9 +152,10 @@ def shuffled_records(files: Sequence[str], global_batch_size: int,
   if num_pipelines > 1 and shard_by_file:
     dataset = dataset.shard(num_pipelines, pipeline_id)
   dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
+  cycle_length = min(options.cycle_length, len(files))
   dataset = dataset.interleave(
-      tf.data.TFRecordDataset, cycle_length=min(options.cycle_length, len(files)),
-      num_parallel_calls=AUTOTUNE, deterministic=True)
+      tf.data.TFRecordDataset, cycle_length=cycle_length,
+      num_parallel_calls=min(PARALLEL_CALLS, cycle_length), deterministic=True)
   if num_pipelines > 1 and not shard_by_file:
     dataset = dataset.shard(num_pipelines, pipeline_id)
   dataset = dataset.shuffle(shuffle_buffer or options.shuffle_buffer,
