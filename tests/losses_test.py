@@ -1,4 +1,4 @@
-"""Per-pixel cross-entropy and class weights against NumPy."""
+"""Per-pixel cross-entropy, Lovasz-softmax and class weights against NumPy."""
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +36,84 @@ class PixelCrossEntropyTest(tf.test.TestCase):
     self.assertAllClose(loss, _numpy_cross_entropy(logits, labels).sum(axis=(1, 2)),
                         rtol=1e-6)
     self.assertAllEqual(pixels, [12, 12])
+
+
+def _numpy_lovasz(probabilities, labels, valid):
+  """The Lovasz extension from its definition, one set at a time: the
+  errors sorted in decreasing order, each weighted by how much the Jaccard
+  loss |M| / |truth | M| of the set M of the pixels wrongly treated (the
+  misses among the truth and the false alarms) grows when it joins M."""
+  losses_of_classes = []
+  probabilities, labels = probabilities[valid], labels[valid]
+  for c in range(probabilities.shape[-1]):
+    truth = labels == c
+    if not truth.any():
+      continue
+    errors = np.abs(truth - probabilities[:, c])
+    order = np.argsort(-errors, kind="stable")
+    loss, previous, wrong = 0.0, 0.0, set()
+    for i in order:
+      wrong.add(i)
+      jaccard = len(wrong) / len(set(np.flatnonzero(truth)) | wrong)
+      loss += errors[i] * (jaccard - previous)
+      previous = jaccard
+    losses_of_classes.append(loss)
+  return np.mean(losses_of_classes) if losses_of_classes else 0.0
+
+
+def _softmax(logits):
+  e = np.exp(logits - logits.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+class LovaszSoftmaxTest(tf.test.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(1)
+    self.logits = rng.normal(size=(3, 5, 6, 4)).astype(np.float32) * 2
+    self.labels = rng.choice([0, 1, 2, 255], size=(3, 5, 6)).astype(np.uint8)
+    self.labels[2] = 255  # An image without labelled pixels.
+
+  def test_equals_the_extension_from_its_definition(self):
+    loss = losses.lovasz_softmax(self.logits, self.labels)
+    probabilities = _softmax(self.logits.astype(np.float64))
+    expected = [_numpy_lovasz(p, y, y != 255) for p, y in zip(probabilities, self.labels)]
+    self.assertAllClose(loss, expected, rtol=1e-5, atol=1e-6)
+    self.assertEqual(float(loss[2]), 0.0)
+
+  def test_void_as_a_class(self):
+    loss = losses.lovasz_softmax(self.logits, self.labels, void_class=3)
+    labels = np.where(self.labels == 255, 3, self.labels)
+    probabilities = _softmax(self.logits.astype(np.float64))
+    expected = [_numpy_lovasz(p, y, np.ones_like(y, bool)) for p, y in zip(probabilities, labels)]
+    self.assertAllClose(loss, expected, rtol=1e-5, atol=1e-6)
+
+  def test_is_one_minus_iou_on_hard_predictions(self):
+    # Saturated logits: probabilities 0 or 1, where the extension is tight.
+    predicted = np.argmax(self.logits, -1)
+    hard = np.where(np.arange(4) == predicted[..., None], 50.0, -50.0).astype(np.float32)
+    loss = losses.lovasz_softmax(hard, self.labels)
+    for image in range(2):
+      valid = self.labels[image] != 255
+      label, guess = self.labels[image][valid], predicted[image][valid]
+      ious = [np.sum((label == c) & (guess == c)) / np.sum((label == c) | (guess == c))
+              for c in range(4) if np.any(label == c)]
+      self.assertAllClose(loss[image], 1 - np.mean(ious), atol=1e-6)
+
+  def test_gradient_lowers_the_loss(self):
+    logits = tf.Variable(self.logits[:2])
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(losses.lovasz_softmax(logits, self.labels[:2]))
+    gradient = tape.gradient(loss, logits)
+    # Void pixels get no gradient; a small step against it lowers the loss
+    # by |gradient|^2 per unit step (the order of the errors does not change).
+    self.assertAllEqual(tf.reduce_sum(tf.abs(gradient), -1).numpy()[self.labels[:2] == 255],
+                        np.zeros(np.sum(self.labels[:2] == 255)))
+    step = 1e-3
+    stepped = losses.lovasz_softmax(logits - step * gradient, self.labels[:2])
+    self.assertAllClose((float(loss) - float(tf.reduce_sum(stepped))) / step,
+                        float(tf.reduce_sum(gradient ** 2)), rtol=0.05)
 
 
 class ClassWeightsTest(tf.test.TestCase):

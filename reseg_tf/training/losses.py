@@ -1,4 +1,5 @@
-"""Per-pixel cross-entropy and class weights (docs/protocol.md).
+"""Per-pixel cross-entropy, the Lovasz-softmax loss and class weights
+(docs/protocol.md).
 
 The loss functions return per-image sums and leave the reduction to the
 caller, which divides by a *global* normaliser (the global batch size, or the
@@ -14,6 +15,17 @@ import tensorflow as tf
 from reseg_tf.data.records import IGNORE_LABEL
 
 CLASS_WEIGHTINGS = ("none", "median_frequency", "sqrt_median_frequency", "explicit")
+
+
+def _labelled(labels: tf.Tensor, void_class: Optional[int], ignore_label: int
+              ) -> tuple[tf.Tensor, tf.Tensor]:
+  """`(class ids, valid)`: void pixels become `void_class` when it is set,
+  else they are marked not valid (and given id 0, to be masked out)."""
+  labels = tf.cast(labels, tf.int32)
+  is_void = labels == ignore_label
+  if void_class is not None:
+    return tf.where(is_void, void_class, labels), tf.ones_like(is_void)
+  return tf.where(is_void, 0, labels), ~is_void
 
 
 def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
@@ -35,14 +47,7 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
     `(loss, pixels)`: float32 `[B]` per-image sums of the weighted loss, and
     float32 `[B]` counts of the pixels that entered it.
   """
-  labels = tf.cast(labels, tf.int32)
-  is_void = labels == ignore_label
-  if void_class is not None:
-    labels = tf.where(is_void, void_class, labels)
-    valid = tf.ones_like(is_void)
-  else:
-    valid = ~is_void
-  safe_labels = tf.where(valid, labels, 0)  # Any id: masked out below.
+  safe_labels, valid = _labelled(labels, void_class, ignore_label)
   logits = tf.cast(logits, tf.float32)  # Loss in fp32 even for bf16 models.
   per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=safe_labels, logits=logits)
@@ -52,6 +57,56 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
   loss = tf.reduce_sum(per_pixel * weight, axis=[1, 2])
   pixels = tf.reduce_sum(tf.cast(valid, tf.float32), axis=[1, 2])
   return loss, pixels
+
+
+def lovasz_softmax(logits: tf.Tensor, labels: tf.Tensor,
+                   void_class: Optional[int] = None,
+                   ignore_label: int = IGNORE_LABEL) -> tf.Tensor:
+  """The Lovasz-softmax loss of each image (Berman et al., CVPR 2018).
+
+  A convex surrogate of `1 - IoU` that is exact on hard predictions: for
+  each class present in the image, the pixels' errors `|[label == c] - p_c|`
+  sorted in decreasing order, weighted by the increments of the Jaccard loss
+  of the growing set of the worst pixels; averaged over those classes. It
+  optimises the measure the datasets are scored with (IoU) directly, which
+  cross-entropy, a per-pixel measure, does not.
+
+  Args:
+    logits: float `[B, H, W, C]`.
+    labels: integer `[B, H, W]`: class ids, or `ignore_label` for void.
+    void_class: as `pixel_cross_entropy`.
+    ignore_label: the void value in `labels`.
+
+  Returns:
+    float32 `[B]`, each in [0, 1]; 0 for an image without labelled pixels.
+  """
+  labels, valid = _labelled(labels, void_class, ignore_label)
+  num_classes = logits.shape[-1]
+  probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+  valid = tf.cast(valid, tf.float32)[..., None]
+  truth = tf.one_hot(labels, num_classes) * valid
+  errors = tf.abs(truth - probabilities) * valid  # Void: 0, sorted last.
+  batch = tf.shape(logits)[0]
+
+  def by_class(x):  # [B, H, W, C] -> [B, C, H * W].
+    return tf.transpose(tf.reshape(x, [batch, -1, num_classes]), [0, 2, 1])
+
+  errors, truth, valid = by_class(errors), by_class(truth), by_class(
+      tf.broadcast_to(valid, tf.shape(truth)))
+  order = tf.argsort(errors, axis=-1, direction="DESCENDING", stable=True)
+  errors, truth, valid = (tf.gather(x, order, batch_dims=2) for x in (errors, truth, valid))
+  # Jaccard loss of the k worst pixels (k = 1..N): 1 - |truth without them|
+  # / |truth with the wrong ones among them|. Its increments weight the
+  # errors; they depend only on the order, so no gradient flows through them.
+  truth_total = tf.reduce_sum(truth, -1, keepdims=True)
+  intersection = truth_total - tf.cumsum(truth, -1)
+  union = truth_total + tf.cumsum((1.0 - truth) * valid, -1)
+  jaccard = 1.0 - tf.math.divide_no_nan(intersection, union)
+  increments = tf.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], -1)
+  per_class = tf.reduce_sum(errors * tf.stop_gradient(increments), -1)  # [B, C]
+  present = tf.cast(truth_total[..., 0] > 0, tf.float32)
+  return tf.math.divide_no_nan(tf.reduce_sum(per_class * present, -1),
+                               tf.reduce_sum(present, -1))
 
 
 def class_weights(weighting: str, metadata: dict, num_outputs: int,

@@ -50,12 +50,15 @@ class Optimisation:
     explicit_class_weights: the weights for "explicit".
     weight_decay: L2 penalty on kernels (paper: 0.001; code: never applied).
     clip_norm: global gradient-norm clipping; None: off.
+    lovasz_weight: adds this times the Lovasz-softmax loss (a surrogate of
+      1 - IoU, losses.py) to each labelled pixel's cross-entropy; 0: off.
   """
   optimizer_fn: Callable = optimizers.make_optimizer
   class_weighting: str = "none"
   explicit_class_weights: Optional[Sequence[float]] = None
   weight_decay: float = 0.0
   clip_norm: Optional[float] = None
+  lovasz_weight: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ class LossOptions:
   void_class: Optional[int] = None  # Train void as this class (code).
   weight_decay: float = 0.0  # L2 on kernels: weight_decay * sum(w^2).
   clip_norm: Optional[float] = None  # Global gradient-norm clipping.
+  lovasz_weight: float = 0.0  # Adds this times Lovasz-softmax per pixel.
 
 
 def _regularised(variables):
@@ -74,8 +75,13 @@ def make_loss_and_gradients(model, options: LossOptions,
     with tf.GradientTape() as tape:
       features = inputs if frozen_front_end else model.front_end(inputs)
       logits = model.head(features, spatial_size(labels), lowering)
-      per_image, _ = losses.pixel_cross_entropy(
+      per_image, pixels = losses.pixel_cross_entropy(
           logits, labels, weights, void_class=options.void_class)
+      if options.lovasz_weight:
+        # Per labelled pixel, as the cross-entropy's sum is, so the weight
+        # is relative to the mean cross-entropy of a pixel.
+        per_image += options.lovasz_weight * pixels * losses.lovasz_softmax(
+            logits, labels, void_class=options.void_class)
       loss = tf.reduce_sum(per_image) / options.global_batch_size
       objective = loss
       if options.weight_decay:
