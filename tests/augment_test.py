@@ -33,6 +33,10 @@ _PHOTOMETRIC = dict(brightness=0.2, contrast=0.3, saturation=0.5, gamma=0.3)
 _OPS = {
     "crop_pad": lambda i, lab, s: geometric.random_crop_or_pad(
         i, lab, s, (56, 36), image_fill=_VOID_COLOUR),
+    # 16x56 windows that seek class 3 (a thin stripe): cropped rows, padded columns.
+    "focused_crop": lambda i, lab, s: geometric.random_crop_or_pad(
+        i, lab, s, (16, 56), image_fill=_VOID_COLOUR, focus_classes=(3,),
+        focus_probability=1.0),
     "center_crop_pad": lambda i, lab, s: geometric.center_crop_or_pad(
         i, lab, (56, 36), image_fill=_VOID_COLOUR),
     "flip": geometric.random_flip,
@@ -46,7 +50,7 @@ _OPS = {
         i, lab, s, alpha=3.0, spacing=12, image_fill=_VOID_COLOUR),
     "all": lambda i, lab, s: augment.augment(i, lab, s, _GEOMETRIC),
 }
-_EXACT_OPS = ("crop_pad", "center_crop_pad", "flip")  # No interpolation.
+_EXACT_OPS = ("crop_pad", "focused_crop", "center_crop_pad", "flip")  # No interpolation.
 
 
 def _test_label() -> np.ndarray:
@@ -155,6 +159,31 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
                if np.array_equal(label[top:top + _HEIGHT], self.label[:, x:x + 36])]
     self.assertNotEmpty(matches)
 
+  def test_focused_crops_hold_the_focus_classes(self):
+    # Class 3 is a 5-pixel-wide stripe in rows 5..34 (6% of the image): a
+    # 16x20 window misses it more often than not; a focused one never does.
+    def share_with_class_3(probability, classes=(3,), label=self.label):
+      found = []
+      for seed in range(60):
+        _, crop = geometric.random_crop_or_pad(
+            self.image, label, tf.constant((7, seed), tf.int64), (16, 20),
+            focus_classes=classes, focus_probability=probability)
+        found.append(bool(np.any(crop.numpy() == 3)))
+      return np.mean(found)
+
+    self.assertLess(share_with_class_3(0.0), 0.5)
+    self.assertEqual(share_with_class_3(1.0), 1.0)
+    self.assertBetween(share_with_class_3(0.5), 0.55, 0.95)
+    # Without pixels of the classes (or with the option off) the crop is the
+    # plain one of the same seed.
+    no_stripe = np.where(self.label == 3, 0, self.label).astype(np.uint8)
+    for seed in range(5):
+      plain = geometric.random_crop_or_pad(self.image, no_stripe, tf.constant((7, seed)), (16, 20))
+      focused = geometric.random_crop_or_pad(self.image, no_stripe, tf.constant((7, seed)),
+                                             (16, 20), focus_classes=(3,), focus_probability=1.0)
+      self.assertAllEqual(plain[1], focused[1])
+      self.assertAllEqual(plain[0], focused[0])
+
   def test_rotation_by_180_degrees_reverses_both_axes_exactly(self):
     transform = geometric.affine_transform(tf.constant([_HEIGHT, _WIDTH], tf.float32),
                                          1.0, np.pi, 0.0)
@@ -214,14 +243,19 @@ class AugmentTest(tf.test.TestCase, parameterized.TestCase):
       ("scale_range", dict(scale_range=(1.2, 1.1))),
       ("negative", dict(brightness=-0.1)),
       ("crop_size", dict(crop_size=(0, 4))),
-      ("shear", dict(max_shear_degrees=90)))
+      ("shear", dict(max_shear_degrees=90)),
+      ("focus_probability", dict(random_crop=True, crop_focus_classes=(2,),
+                                 crop_focus_probability=1.5)),
+      ("focus_without_classes", dict(random_crop=True, crop_focus_probability=0.5)))
   def test_bad_options_are_refused(self, kwargs):
     with self.assertRaises(ValueError):
       augment.AugmentOptions(**kwargs)
 
   def test_options_from_gin_lists_become_tuples(self):
-    options = augment.AugmentOptions(crop_size=[4, 5], scale_range=[0.5, 2.0])
+    options = augment.AugmentOptions(crop_size=[4, 5], scale_range=[0.5, 2.0],
+                                     crop_focus_classes=[2, 6])
     self.assertEqual(options.crop_size, (4, 5))
+    self.assertEqual(options.crop_focus_classes, (2, 6))
     hash(options)
 
 

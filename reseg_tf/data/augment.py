@@ -41,6 +41,10 @@ class AugmentOptions:
   Attributes:
     crop_size: `(height, width)` every output has; None keeps the input size.
     random_crop: draw the crop/pad offset at random; otherwise centre it.
+    crop_focus_classes: class ids that random crops seek out: with
+      probability `crop_focus_probability` a crop holds a pixel drawn from
+      those classes' pixels (geometric.random_crop_or_pad).
+    crop_focus_probability: see `crop_focus_classes`.
     flip: horizontal flip with probability 1/2.
     scale_range: `(min, max)` zoom factor, drawn log-uniformly; > 1 zooms in.
     max_rotation_degrees: rotation drawn uniformly in +-this.
@@ -58,6 +62,8 @@ class AugmentOptions:
   """
   crop_size: Optional[Tuple[int, int]] = None
   random_crop: bool = False
+  crop_focus_classes: Tuple[int, ...] = ()
+  crop_focus_probability: float = 0.0
   flip: bool = False
   scale_range: Tuple[float, float] = (1.0, 1.0)
   max_rotation_degrees: float = 0.0
@@ -72,7 +78,7 @@ class AugmentOptions:
 
   def __post_init__(self):
     # Gin and JSON hand over lists; keep the frozen options hashable.
-    for name in ("crop_size", "scale_range", "image_fill"):
+    for name in ("crop_size", "scale_range", "image_fill", "crop_focus_classes"):
       value = getattr(self, name)
       if isinstance(value, list):
         object.__setattr__(self, name, tuple(value))
@@ -88,6 +94,11 @@ class AugmentOptions:
                  "brightness", "contrast", "saturation", "gamma"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+    if not 0 <= self.crop_focus_probability <= 1:
+      raise ValueError("crop_focus_probability must be in [0, 1], got "
+                       f"{self.crop_focus_probability}")
+    if self.crop_focus_probability > 0 and not (self.random_crop and self.crop_focus_classes):
+      raise ValueError("crop_focus_probability needs random_crop and crop_focus_classes")
     if self.max_shear_degrees >= 90:
       raise ValueError(f"max_shear_degrees must be < 90, got {self.max_shear_degrees}")
 
@@ -134,8 +145,9 @@ def augment(image: tf.Tensor, label: tf.Tensor, seed: tf.Tensor,
                                     options.image_fill)
     if options.crop_size is not None:
       if options.random_crop:
-        image, label = geometric.random_crop_or_pad(image, label, _fold(seed, _CROP),
-                                          options.crop_size, options.image_fill)
+        image, label = geometric.random_crop_or_pad(
+            image, label, _fold(seed, _CROP), options.crop_size, options.image_fill,
+            options.crop_focus_classes, options.crop_focus_probability)
       else:
         image, label = geometric.center_crop_or_pad(image, label, options.crop_size,
                                           options.image_fill)

@@ -16,12 +16,20 @@ from reseg_tf.data import pixels
 from reseg_tf.data.records import IGNORE_LABEL
 
 
-def random_crop_or_pad(image, label, seed, size: Sequence[int], image_fill: pixels.Fill = 0.0):
+def random_crop_or_pad(image, label, seed, size: Sequence[int], image_fill: pixels.Fill = 0.0,
+                       focus_classes: Sequence[int] = (), focus_probability: float = 0.0):
   """Crops (where the image is larger) or pads (where smaller) to `size`.
 
   Each axis is handled on its own, at a uniformly random offset: a crop
   window anywhere inside the image, or the image anywhere inside the padded
   canvas. Padding is `image_fill` in the image and 255 in the label.
+
+  With `focus_classes`, a crop is, with probability `focus_probability`,
+  centred on nothing in particular but made to contain one pixel drawn
+  uniformly from the pixels of those classes (when the image has any): along
+  each cropped axis the window's offset is drawn uniformly among the
+  offsets whose window holds that pixel. Rare, thin classes (poles, signs)
+  then appear in many more crops than their share of the pixels gives.
   """
   with tf.name_scope("random_crop_or_pad"):
     image, label = pixels.as_tensors(image, label)
@@ -29,7 +37,38 @@ def random_crop_or_pad(image, label, seed, size: Sequence[int], image_fill: pixe
     draws = tf.random.stateless_uniform([2], seed)
     offsets = tf.minimum(tf.cast(tf.floor(draws * tf.cast(slack + 1, tf.float32)),
                                  tf.int32), slack)
+    if focus_classes and focus_probability > 0:
+      offsets = _focused_offsets(label, seed, size, slack, draws, offsets,
+                                 focus_classes, focus_probability)
     return _crop_or_pad(image, label, size, offsets, image_fill)
+
+
+def _focused_offsets(label, seed, size, slack, draws, offsets, focus_classes,
+                     focus_probability):
+  """`random_crop_or_pad`'s offsets, moved (with `focus_probability`, when
+  the label has pixels of `focus_classes`) so that the crop holds one of
+  those pixels, drawn uniformly. `draws` place the window among the
+  offsets that hold it; padded axes keep `offsets`."""
+  is_focus = tf.reduce_any(tf.cast(label, tf.int32)[..., None]
+                           == tf.constant(focus_classes, tf.int32), axis=-1)
+  positions = tf.cast(tf.where(is_focus), tf.int32)  # [N, 2]
+  count = tf.shape(positions)[0]
+  use = tf.logical_and(
+      tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1))
+      < focus_probability, count > 0)
+  index = tf.random.stateless_uniform(
+      [], tf.random.experimental.stateless_fold_in(seed, 2), 0, tf.maximum(count, 1), tf.int32)
+  # A dummy position after the real ones keeps the gather in range when
+  # there are none (the crop is not moved then).
+  pixel = tf.gather(tf.concat([positions, [[0, 0]]], 0), index)
+  # Windows [o, o + size) that hold the pixel: o in [pixel - size + 1, pixel],
+  # within the image's [0, slack].
+  low = tf.maximum(pixel - tf.constant(size, tf.int32) + 1, 0)
+  high = tf.minimum(pixel, slack)
+  focused = low + tf.minimum(
+      tf.cast(tf.floor(draws * tf.cast(high - low + 1, tf.float32)), tf.int32), high - low)
+  cropped = tf.shape(label) >= tf.constant(size, tf.int32)
+  return tf.where(tf.logical_and(use, cropped), focused, offsets)
 
 
 def center_crop_or_pad(image, label, size: Sequence[int], image_fill: pixels.Fill = 0.0):
