@@ -19,6 +19,7 @@ from reseg_tf import configurables
 from reseg_tf.common import run_files
 from reseg_tf.data import records as records_lib
 from reseg_tf.evaluation import evaluator
+from reseg_tf.model import test_time_augmentation as tta
 from tests import fixtures
 
 _MODELS = sorted(os.path.basename(os.path.dirname(p)) for p in glob.glob(
@@ -90,13 +91,27 @@ class PublishedModelsTest(tf.test.TestCase):
             # quotes an evaluation on the full release (its "records" says so).
             self.assertIn("records", entry, f"{key}: no split {entry['split']} here")
             continue
+          augmentation = _augmentation_of(entry)
           report = evaluator.evaluate_report(restored, records, entry["split"],
-                                             restored.batch_size or 5, log=lambda _: None)
+                                             restored.batch_size or 5, log=lambda _: None,
+                                             augmentation=augmentation)
           for metric in ("global_accuracy", "class_average_accuracy", "mean_iou",
                          "foreground_iou"):
             if entry.get(metric) is not None:
               self.assertAlmostEqual(100 * report[metric], 100 * entry[metric], delta=0.1,
                                      msg=f"{key} {metric}")
+
+
+def _augmentation_of(entry: dict) -> tta.TestTimeAugmentation:
+  """The test-time augmentation of an entry, from the flags of its command;
+  it must be the one the entry declares."""
+  flags = entry.get("command", "").split()
+  scales = [f.split("=", 1)[1] for f in flags if f.startswith("--tta_scales=")]
+  augmentation = tta.TestTimeAugmentation(
+      scales=tta.parse_scales(scales[0]) if scales else (1.0,), flip="--tta_flip" in flags)
+  declared = entry.get("test_time_augmentation")
+  assert declared == (None if augmentation.is_identity else augmentation.describe()), entry
+  return augmentation
 
 
 if __name__ == "__main__":
