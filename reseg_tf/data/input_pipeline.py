@@ -42,9 +42,11 @@ from reseg_tf.data import records
 # thread per iterator and destroying the iterator waits for that thread; in a
 # training run of this project (TensorFlow 2.21, a fresh iterator each epoch)
 # that wait never returned and the run hung at an epoch's start. Decoding and
-# augmenting use every core the process may run on, as the autotuner's
-# ceiling; two batches are prefetched.
-PARALLEL_CALLS = len(os.sched_getaffinity(0))
+# augmenting use every core the process may run on (every core of the
+# machine where the OS cannot say), as the autotuner's ceiling; two batches
+# are prefetched.
+PARALLEL_CALLS = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1)
 PREFETCH_BATCHES = 2
 
 

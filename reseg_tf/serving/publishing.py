@@ -232,12 +232,12 @@ def _trained_on(info: dict) -> list:
 
 
 def _selection_text(info: dict) -> str:
-  trained_on = _trained_on(info)
-  if info.get("selection") == "latest" and len(trained_on) > 1:
-    return ("the last checkpoint of a fixed budget: no split was used to select it; "
-            f"{' and '.join(trained_on)} were both trained on, so their scores say "
-            "nothing about new images, and only a split outside them measures it.")
   if info.get("selection") == "latest":
+    trained_on = _trained_on(info)
+    if len(trained_on) > 1:
+      return ("the last checkpoint of a fixed budget: no split was used to select it; "
+              f"{' and '.join(trained_on)} were both trained on, so their scores say "
+              "nothing about new images, and only a split outside them measures it.")
     return ("the last checkpoint of a fixed budget: no split was used to select it, "
             "so every split but the training one is only scored.")
   if info.get("selection") == "given":
