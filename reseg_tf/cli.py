@@ -16,7 +16,7 @@ TensorFlow's logs, absl's prefixes and the traceback.
 
 The binaries that load a trained model (evaluate, predict, export) define
 its flags through `define_model_flags` and load it with `load_model`: a
-published model (`--model=camvid_no_vgg`, a folder under `models/` or a
+published model (`--model=camvid_no_vgg_cycle4`, a folder under `models/` or a
 path) or a training run (`--model_dir=runs/camvid`).
 """
 

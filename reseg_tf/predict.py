@@ -1,6 +1,6 @@
 r"""Segments image files with a trained ReSeg and draws the results.
 
-  python -m reseg_tf.predict --model=camvid_no_vgg --input=photo.jpg
+  python -m reseg_tf.predict --model=camvid_no_vgg_cycle4 --input=photo.jpg
   python -m reseg_tf.predict --model_dir=runs/camvid --input=photos/ \
       --output_dir=predictions
   python -m reseg_tf.predict --saved_model=exports/camvid \

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -44,6 +45,23 @@ class PublishedModelsTest(tf.test.TestCase):
     total = sum(os.path.getsize(p) for p in glob.glob(
         os.path.join(fixtures.ROOT, "models", "**", "*"), recursive=True) if os.path.isfile(p))
     self.assertLess(total, 40 * 2**20)
+
+  def test_a_retired_model_names_its_replacement_and_the_commit_that_holds_it(self):
+    retired = run_files.retired_models()
+    self.assertIn("camvid_no_vgg", retired)
+    for name, entry in retired.items():
+      with self.subTest(name):
+        self.assertNotIn(name, _MODELS)
+        self.assertIn(entry["replacement"], _MODELS)
+        with self.assertRaisesRegex(run_files.MissingFileError, (
+            rf"^{name}: this published model was retired \(.+\); use "
+            rf"--model={entry['replacement']}, or restore .* `git checkout {entry['commit']} "
+            rf"-- models/{name}`$")):
+          run_files.find_published(name)
+        held = _git("cat-file", "-e", f"{entry['commit']}:models/{name}/{run_files.PUBLISHED_CONFIG}")
+        if held is None:
+          continue  # Not a full git checkout: the commit cannot be looked up.
+        self.assertEqual(held.returncode, 0, f"{entry['commit']} does not hold models/{name}")
 
   def test_each_model_loads_matches_its_card_and_segments_an_image(self):
     if not _MODELS:
@@ -100,6 +118,19 @@ class PublishedModelsTest(tf.test.TestCase):
             if entry.get(metric) is not None:
               self.assertAlmostEqual(100 * report[metric], 100 * entry[metric], delta=0.1,
                                      msg=f"{key} {metric}")
+
+
+def _git(*args):
+  """`git <args>` in the repository, or None where it is no full git
+  checkout (no git, or a shallow clone missing older commits)."""
+  try:
+    shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=fixtures.ROOT,
+                             capture_output=True, text=True, check=False)
+  except FileNotFoundError:
+    return None
+  if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+    return None
+  return subprocess.run(["git", *args], cwd=fixtures.ROOT, capture_output=True, check=False)
 
 
 def _augmentation_of(entry: dict) -> tta.TestTimeAugmentation:

@@ -16,6 +16,10 @@ A published model (`models/<name>/`, written by `reseg_tf.publish`):
     weights.index, weights.data-*   tf.train.Checkpoint(model=...), no optimizer
     README.md                its model card
 
+`models/retired.json` names the published models that were removed to keep
+`models/` small, each with its replacement and the commit that still holds
+its weights; asking for one raises an error that says so.
+
 Writers and readers (`serving/restore.py`) share these names and
 `model_info.json`'s schema through this module.
 """
@@ -40,6 +44,7 @@ TRAIN_RESULT = "train_result.json"
 PUBLISHED_CONFIG = "config.gin"
 PUBLISHED_WEIGHTS = "weights"  # Checkpoint prefix inside a published model.
 MODELS_DIR = "models"  # Published models, in the repository or the working folder.
+RETIRED_MODELS = "retired.json"  # In the repository's models/: name -> replacement.
 # The repository's root (this file is reseg_tf/common/run_files.py): its
 # models/ folder is searched after the working folder's.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -143,9 +148,26 @@ def find_published(name: str) -> str:
   for folder in candidates:
     if tf.io.gfile.exists(os.path.join(folder, PUBLISHED_CONFIG)):
       return folder
+  retired = retired_models().get(name)
+  if retired:
+    raise MissingFileError(name, (
+        f"this published model was retired ({retired['reason']}); use "
+        f"--model={retired['replacement']}, or restore its weights with "
+        f"`git checkout {retired['commit']} -- {MODELS_DIR}/{name}`"))
   available = sorted(published_names())
   raise MissingFileError(name, "no such published model (a folder with "
                          f"{PUBLISHED_CONFIG}); published: {', '.join(available) or 'none'}")
+
+
+def retired_models() -> dict:
+  """The retired published models (`models/retired.json` of the repository):
+  name -> {"replacement", "reason", "commit"}, where `commit` still holds
+  the model's folder."""
+  path = os.path.join(REPO_ROOT, MODELS_DIR, RETIRED_MODELS)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
 
 
 def published_names() -> set:

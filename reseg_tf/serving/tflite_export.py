@@ -1,7 +1,7 @@
 """The model as a LiteRT (TFLite) flatbuffer: one fixed size, builtin ops only.
 
   python -m reseg_tf.export --model_dir=runs/camvid --format=tflite --input_size=360x480
-  python -m reseg_tf.export --model=camvid_no_vgg --format=tflite --input_size=360x480 \
+  python -m reseg_tf.export --model=camvid_no_vgg_cycle4 --format=tflite --input_size=360x480 \
       --tflite_quantize=dynamic_range
 
 write, next to the SavedModel versions of the export folder (TF Serving
