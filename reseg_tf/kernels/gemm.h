@@ -779,9 +779,11 @@ RESEG_AMX inline void AmxBlock(const uint16_t* a, int kp, const uint16_t* b, int
   if constexpr (RT == 2 && CT == 2) AmxFinishC<3>(t[1][1], ldc, accumulate, scratch);
 }
 
-RESEG_AMX inline void GemmAmx(int m, const float* a, int lda, const PackedB& b, float* c,
-                              int ldc, bool accumulate) {
-  const int n = b.n(), k = b.k(), kp = b.k_padded();
+// Every C tile of C[m, n] (+)= A * B: A as bf16 rows of kp (rows padded to 16 with zeros),
+// B packed as PackedB's AMX layout (kb_count = kp / 32 tiles per 16 columns). Loads the
+// tile configuration and releases the tiles.
+RESEG_AMX inline void AmxGemmTiles(int m, int n, const uint16_t* abuf_all, int kp,
+                                   const uint16_t* b, float* c, int ldc, bool accumulate) {
   const int kb_count = kp / 32, nt = (n + 15) / 16;
   AmxTileConfig cfg;
   std::memset(&cfg, 0, sizeof(cfg));
@@ -791,16 +793,8 @@ RESEG_AMX inline void GemmAmx(int m, const float* a, int lda, const PackedB& b, 
     cfg.rows[i] = 16;
   }
   _tile_loadconfig(&cfg);
-  // All of A is converted to bf16 first (rows padded to a multiple of 16 with zeros, k
-  // padded to kp with zeros): ordinary stores interleaved with tile loads slow the tile
-  // loads down, so they are kept out of the tile loop. Then, per block of kAmxBlockRows
-  // rows, each pair of B column tiles sweeps down the block, so the B tiles stay in L1
-  // while the block's A rows are reused from L1.
-  const int m_pad = (m + 15) / 16 * 16;
-  uint16_t* abuf_all = ThreadScratch<uint16_t, 4>(size_t(m_pad) * std::max(kp, 32));
-  ConvertRowsBf16(m, k, a, lda, kp, abuf_all);
-  if (m < m_pad)
-    std::memset(abuf_all + size_t(m) * kp, 0, size_t(m_pad - m) * kp * sizeof(uint16_t));
+  // Per block of kAmxBlockRows rows, each pair of B column tiles sweeps down the block,
+  // so the B tiles stay in L1 while the block's A rows are reused from L1.
   float* scratch = ThreadScratch<float, 5>(256);
   for (int i0 = 0; i0 < m; i0 += kAmxBlockRows) {
     const int mb = std::min(kAmxBlockRows, m - i0);
@@ -808,7 +802,7 @@ RESEG_AMX inline void GemmAmx(int m, const float* a, int lda, const PackedB& b, 
     const uint16_t* abuf = abuf_all + size_t(i0) * kp;
     for (int jt = 0; jt < nt; jt += 2) {
       const int ct = std::min(2, nt - jt);
-      const uint16_t* bt = b.bf16() + size_t(jt) * kb_count * 512;
+      const uint16_t* bt = b + size_t(jt) * kb_count * 512;
       for (int it = 0; it < rt_count; it += 2) {
         const int rt = std::min(2, rt_count - it);
         AmxCTile t[2][2];
@@ -834,7 +828,107 @@ RESEG_AMX inline void GemmAmx(int m, const float* a, int lda, const PackedB& b, 
   _tile_release();
 }
 
+RESEG_AMX inline void GemmAmx(int m, const float* a, int lda, const PackedB& b, float* c,
+                              int ldc, bool accumulate) {
+  const int k = b.k(), kp = b.k_padded();
+  // All of A is converted to bf16 first (rows padded to a multiple of 16 with zeros, k
+  // padded to kp with zeros): ordinary stores interleaved with tile loads slow the tile
+  // loads down, so they are kept out of the tile loop.
+  const int m_pad = (m + 15) / 16 * 16;
+  uint16_t* abuf_all = ThreadScratch<uint16_t, 4>(size_t(m_pad) * std::max(kp, 32));
+  ConvertRowsBf16(m, k, a, lda, kp, abuf_all);
+  if (m < m_pad)
+    std::memset(abuf_all + size_t(m) * kp, 0, size_t(m_pad - m) * kp * sizeof(uint16_t));
+  AmxGemmTiles(m, b.n(), abuf_all, kp, b.bf16(), c, ldc, accumulate);
+}
+
+// Two rows of 16 floats (masked to `mask`; a null row reads as zeros) as 16 bf16 pairs
+// {even[i], odd[i]}: one k pair of 16 columns in the VNNI layout.
+RESEG_AMX inline __m512i Bf16Pairs(const float* even, const float* odd, __mmask16 mask) {
+  const __m512i interleave = _mm512_set_epi16(
+      31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512 e = even ? _mm512_maskz_loadu_ps(mask, even) : _mm512_setzero_ps();
+  const __m512 o = odd ? _mm512_maskz_loadu_ps(mask, odd) : _mm512_setzero_ps();
+  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(o, e));
+}
+
+// r[i] (16 dwords each) := column i of the 16 x 16 dword matrix whose rows are r[0..15].
+RESEG_AMX inline void Transpose16x16Dwords(__m512i (&r)[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // s[4i + j], 128-bit lane L: column 4L + j of rows 4i .. 4i + 3.
+  __m512i s[16];
+  for (int i = 0; i < 16; i += 4) {
+    s[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    s[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    s[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    s[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i u0 = _mm512_shuffle_i32x4(s[j], s[4 + j], 0x44);
+    const __m512i u1 = _mm512_shuffle_i32x4(s[j], s[4 + j], 0xEE);
+    const __m512i u2 = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0x44);
+    const __m512i u3 = _mm512_shuffle_i32x4(s[8 + j], s[12 + j], 0xEE);
+    r[j] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+    r[4 + j] = _mm512_shuffle_i32x4(u0, u2, 0xDD);
+    r[8 + j] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(u1, u3, 0xDD);
+  }
+}
+
+inline __mmask16 TailMask16(int left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+
+// dw[units, gates] += hp^T @ dg with hp [n, units] and dg [n, gates] row-major (leading
+// dimensions units and gates), dw with leading dimension ldw: the weight gradient of a
+// GRU step's h @ w_h, summed over n lines, as one AMX GEMM with k = n. A = hp^T is built
+// by converting 32 lines x 16 units to bf16 pairs and transposing them as 16 x 16 dwords
+// (each dword a k pair), B = dg is packed in the VNNI pair layout, both per call.
+RESEG_AMX inline void OuterProductsAmx(int n, int units, int gates, const float* hp,
+                                       const float* dg, float* dw, int ldw) {
+  const int kp = (n + 31) / 32 * 32, kb_count = kp / 32;
+  const int u_pad = (units + 15) / 16 * 16, nt = (gates + 15) / 16;
+  uint16_t* abuf = ThreadScratch<uint16_t, 6>(size_t(u_pad) * kp);
+  uint16_t* bbuf = ThreadScratch<uint16_t, 7>(size_t(nt) * kb_count * 512);
+  for (int kb = 0; kb < kb_count; ++kb) {
+    const int k0 = kb * 32;
+    auto row = [&](const float* m, int ld, int k, int col) -> const float* {
+      return k < n ? m + size_t(k) * ld + col : nullptr;
+    };
+    for (int u0 = 0; u0 < u_pad; u0 += 16) {
+      const __mmask16 mask = TailMask16(units - u0);
+      __m512i r[16];
+      for (int p = 0; p < 16; ++p)
+        r[p] = Bf16Pairs(row(hp, units, k0 + 2 * p, u0), row(hp, units, k0 + 2 * p + 1, u0), mask);
+      Transpose16x16Dwords(r);  // r[i]: the 16 k pairs of unit u0 + i.
+      for (int i = 0; i < 16; ++i) _mm512_store_si512(abuf + size_t(u0 + i) * kp + k0, r[i]);
+    }
+    for (int jb = 0; jb < nt; ++jb) {
+      const __mmask16 mask = TailMask16(gates - jb * 16);
+      uint16_t* tile = bbuf + (size_t(jb) * kb_count + kb) * 512;
+      for (int p = 0; p < 16; ++p)
+        _mm512_store_si512(tile + p * 32, Bf16Pairs(row(dg, gates, k0 + 2 * p, jb * 16),
+                                                    row(dg, gates, k0 + 2 * p + 1, jb * 16),
+                                                    mask));
+    }
+  }
+  AmxGemmTiles(units, gates, abuf, kp, bbuf, dw, ldw, /*accumulate=*/true);
+}
+
 }  // namespace internal
+
+// dw[units, gates] += hp^T @ dg over n rows (hp [n, units], dg [n, gates], row-major;
+// dw's leading dimension ldw >= gates): products of bf16-rounded inputs accumulated in
+// fp32, on AMX tiles. Only where Cpu().amx_bf16; n, units, gates >= 1.
+inline void AccumulateOuterProductsBf16(int n, int units, int gates, const float* hp,
+                                        const float* dg, float* dw, int ldw) {
+  internal::OuterProductsAmx(n, units, gates, hp, dg, dw, ldw);
+}
 
 // ----------------------------------------------------------------------------------------
 // C[m, n] = A[m, k] * B (or C += A * B when accumulate). A: fp32 row-major, leading

@@ -139,6 +139,63 @@ void OnSegv(int) {
   _exit(1);
 }
 
+// AccumulateOuterProductsBf16 (AMX only): dw [units, gates] += hp^T @ dg over n rows,
+// against a double reference of the bf16-rounded products (1e-5 of sum |hp||dg| + |dw0|)
+// and the fp32 one (1e-2); hp and dg end at guard pages, dw's row padding must keep its
+// sentinel. Returns the number of failing cases (0 without AMX, which it says).
+int CheckOuterProducts(std::mt19937& rng) {
+  if (!reseg_kernels::Cpu().amx_bf16) {
+    std::printf("amx outer products: no AMX on this CPU, not checked\n");
+    return 0;
+  }
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  const int ns[] = {1, 2, 31, 32, 33, 64, 225, 300};
+  const int shapes[][2] = {{100, 300}, {1, 3}, {15, 45}, {16, 48}, {17, 51}, {33, 20}};
+  int cases = 0, failures = 0;
+  double worst = 0, worst32 = 0;
+  for (const int n : ns)
+    for (const auto& shape : shapes) {
+      const int units = shape[0], gates = shape[1], ldw = gates + (n % 2) * 5;
+      GuardedFloats hp(size_t(n) * units), dg(size_t(n) * gates);
+      for (size_t i = 0; i < hp.size(); ++i) hp.data()[i] = uni(rng);
+      for (size_t i = 0; i < dg.size(); ++i) dg.data()[i] = uni(rng);
+      std::vector<float> dw(size_t(units) * ldw, kSentinel), dw0(size_t(units) * gates);
+      for (int u = 0; u < units; ++u)
+        for (int j = 0; j < gates; ++j) dw[size_t(u) * ldw + j] = dw0[size_t(u) * gates + j] = uni(rng);
+      std::snprintf(g_current_case, sizeof(g_current_case), "amx outer products: n=%d units=%d gates=%d",
+                    n, units, gates);
+      reseg_kernels::AccumulateOuterProductsBf16(n, units, gates, hp.data(), dg.data(), dw.data(), ldw);
+      bool ok = true;
+      for (int u = 0; u < units; ++u)
+        for (int j = 0; j < ldw; ++j) {
+          const float got = dw[size_t(u) * ldw + j];
+          if (j >= gates) {
+            ok &= std::memcmp(&got, &kSentinel, 4) == 0;
+            continue;
+          }
+          double p16 = 0, p32 = 0, scale = std::fabs(dw0[size_t(u) * gates + j]) + 1e-30;
+          for (int k = 0; k < n; ++k) {
+            const float a = hp.data()[size_t(k) * units + u], b = dg.data()[size_t(k) * gates + j];
+            p16 += double(RoundToBf16(a)) * RoundToBf16(b);
+            p32 += double(a) * b;
+            scale += std::fabs(double(a) * b);
+          }
+          const double base = dw0[size_t(u) * gates + j];
+          const double err = std::fabs(got - (base + p16)) / scale;
+          const double err32 = std::fabs(got - (base + p32)) / scale;
+          if (!(err <= 1e-5) || !(err32 <= 1e-2)) ok = false;
+          worst = std::isnan(err) ? INFINITY : std::max(worst, err);
+          worst32 = std::isnan(err32) ? INFINITY : std::max(worst32, err32);
+        }
+      ++cases;
+      if (!ok && failures++ == 0)
+        std::printf("    amx outer products: first failure n=%d units=%d gates=%d\n", n, units, gates);
+    }
+  std::printf("amx outer products: %d cases, max_rel_err %.3g, vs_fp32_ref %.3g  %s\n", cases, worst,
+              worst32, failures ? "FAIL" : "PASS");
+  return failures ? 1 : 0;
+}
+
 int RunChecks() {
   const int ms[] = {1, 2, 7, 15, 16, 17, 33, 225, 450, 451};
   const int kns[][2] = {{100, 300}, {300, 100}, {64, 192}, {192, 64},
@@ -273,7 +330,7 @@ int RunChecks() {
     }
   }
 
-  int bad = 0;
+  int bad = CheckOuterProducts(rng);
   std::printf("%-22s %6s %14s %14s %8s  %s\n", "path", "cases", "max_rel_err", "vs_fp32_ref",
               "threads", "result");
   for (size_t v = 0; v < variants.size(); ++v) {
@@ -391,6 +448,23 @@ int RunBench() {
     }
     const double us = TimeUs([&] { NaiveGemm(m, k, n, a.data(), b.data(), c.data()); }, 0.1);
     std::printf("%-22s %-16s %12.1f %10.1f\n", "naive_loop", shape, us, flops / us / 1e3);
+  }
+  if (reseg_kernels::Cpu().amx_bf16) {
+    // dw_h's outer products at the GRU step shapes: k = lines, [units, lines] x [lines, gates].
+    for (const int lines : {225, 300}) {
+      const int units = 100, gates = 300;
+      std::vector<float> hp(size_t(lines) * units), dg(size_t(lines) * gates), dw(size_t(units) * gates);
+      for (float& x : hp) x = uni(rng);
+      for (float& x : dg) x = uni(rng);
+      char shape[32];
+      std::snprintf(shape, sizeof(shape), "%d,%d,%d", units, lines, gates);
+      const double us = TimeUs([&] {
+        reseg_kernels::AccumulateOuterProductsBf16(lines, units, gates, hp.data(), dg.data(),
+                                                   dw.data(), gates);
+      }, 0.1);
+      std::printf("%-22s %-16s %12.1f %10.1f\n", "amx outer products", shape, us,
+                  2.0 * lines * units * gates / us / 1e3);
+    }
   }
   return 0;
 }

@@ -28,7 +28,9 @@
 // CPU's flags at run time) and one fused pass over the gates; the backward
 // pass likewise, with one GEMM for dgates @ w_h^T and, while the step's
 // dgates and h_prev rows are in cache, their outer products into the
-// thread's own dw_h (gru_gates.h), summed over threads at the end.
+// thread's own dw_h, summed over threads at the end: in fp32 FMA registers
+// (gru_gates.h), or in bf16 as one AMX GEMM over the step's lines (gemm.h)
+// where the CPU has AMX (its inputs repacked per step, still 3x faster).
 
 #include <algorithm>
 #include <chrono>
@@ -312,6 +314,11 @@ class GruSweepGradOp : public OpKernel {
     const float* saved = saved_tensor.flat<float>().data();
     const GateRows dgx_rows(*dgx_tensor, gates);
     const auto& gate_kernels = reseg_kernels::Gates();
+    // In bf16 on AMX, dw_h's products are of bf16-rounded h_prev and dgates,
+    // as every other GEMM of the bf16 sweep; elsewhere they stay fp32 (on
+    // AVX512-BF16 alone, bf16 dot products are no faster than fp32 FMA).
+    const bool dw_on_amx = attrs_.precision == Precision::kBfloat16 &&
+                           reseg_kernels::Cpu().amx_bf16;
 
     const auto blocks = ForEachLineBlock(context, lines, [&](int64_t first, int64_t end,
                                                              BlockResult* result) {
@@ -347,9 +354,14 @@ class GruSweepGradOp : public OpKernel {
           });
           if (p > 0) {
             Timed(attrs_.timing, &result->dw_seconds, [&] {
-              gate_kernels.outer_products(n, units, gates, h_prev_rows.data(),
-                                          dgates_h.data(),
-                                          result->dw_h.data() + d * units * gates);
+              float* dw = result->dw_h.data() + d * units * gates;
+              if (dw_on_amx) {
+                reseg_kernels::AccumulateOuterProductsBf16(
+                    n, units, gates, h_prev_rows.data(), dgates_h.data(), dw, gates);
+              } else {
+                gate_kernels.outer_products(n, units, gates, h_prev_rows.data(),
+                                            dgates_h.data(), dw);
+              }
             });
           }
           // dh (to the previous step) += dgates_h @ w_h^T.
