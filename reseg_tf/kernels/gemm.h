@@ -27,6 +27,8 @@
 //    (A rounded per row block into a per-thread buffer), so every CPU computes products of
 //    bf16-rounded inputs accumulated in fp32; results differ between paths only by fp32
 //    summation order.
+// AccumulateOuterProductsBf16 (AMX only) is the GRU's dw_h += h_prev^T @ dgates over a
+// step's lines: a GEMM whose A and B are both repacked per call (A transposed).
 // Rounding to bf16 is round-to-nearest-even everywhere. The hardware conversions (and the
 // bf16 dot-product instructions) treat bf16 denormals as zero; the software rounding of the
 // fallback keeps them. This only matters for |x| < ~1e-38.
