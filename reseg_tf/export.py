@@ -1,7 +1,7 @@
 r"""Exports a trained ReSeg as a SavedModel that TensorFlow Serving loads as is.
 
-  python -m reseg_tf.export --model=camvid_no_vgg_cycle4       # -> exports/camvid_no_vgg_cycle4/<step>/
-  python -m reseg_tf.export --model_dir=runs/camvid     # -> runs/camvid/export/<step>/
+  python -m reseg_tf.export --model=camvid_no_vgg_cycle4   # -> exports/camvid_no_vgg_cycle4/<step>/
+  python -m reseg_tf.export --model_dir=runs/camvid        # -> runs/camvid/export/<step>/
   python -m reseg_tf.export --model_dir=runs/camvid --export_dir=/models/reseg \
       --checkpoint=latest --version=next
 
