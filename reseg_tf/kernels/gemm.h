@@ -242,6 +242,11 @@ inline T* ThreadScratch(size_t count) {
   return s.data;
 }
 
+// The mask of the first min(left, 16) of 16 lanes (none when left <= 0).
+inline __mmask16 TailMask16(int left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max(left, 0)) - 1);
+}
+
 // Geometry of the fp32 panel layouts.
 struct Fp32Layout {
   int nr;   // Full panel width.
@@ -531,7 +536,7 @@ RESEG_AVX2 inline void GemmAvx2(int m, const float* a, int lda, const PackedB& b
 template <int MR, int NV>
 RESEG_AVX512 inline void StoreTileAvx512(__m512 (&acc)[MR][NV], float* c, int ldc,
                                          int last_cols, bool accumulate) {
-  const __mmask16 mask = __mmask16((1u << last_cols) - 1);
+  const __mmask16 mask = TailMask16(last_cols);
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float* cr = c + size_t(r) * ldc;
@@ -613,8 +618,7 @@ RESEG_AVX512BF16 inline void ConvertRowsBf16(int rows, int k, const float* a, in
     if (kk < kp) {
       // Tail: masked loads read only columns < k; the rest (up to kp) becomes zero.
       const int left = k - kk;
-      const __mmask16 m0 = __mmask16(left >= 16 ? 0xffff : (1u << std::max(left, 0)) - 1);
-      const __mmask16 m1 = __mmask16(left >= 32 ? 0xffff : left > 16 ? (1u << (left - 16)) - 1 : 0);
+      const __mmask16 m0 = TailMask16(left), m1 = TailMask16(left - 16);
       const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + kk + 16),
                                              _mm512_maskz_loadu_ps(m0, src + kk));
       const int store = kp - kk;  // <= 32 bf16.
@@ -743,7 +747,7 @@ RESEG_AMX inline void AmxFinishC(const AmxCTile& t, int ldc, bool accumulate, fl
   }
   // Edge tile: store to scratch, copy the valid part (C was not loaded, so add it here).
   AmxStoreC<T>(scratch, 64);
-  const __mmask16 mask = __mmask16((1u << t.cols) - 1);
+  const __mmask16 mask = TailMask16(t.cols);
   for (int r = 0; r < t.rows; ++r) {
     __m512 v = _mm512_load_ps(scratch + 16 * r);
     float* cr = t.c + size_t(r) * ldc;
@@ -880,10 +884,6 @@ RESEG_AMX inline void Transpose16x16Dwords(__m512i (&r)[16]) {
     r[8 + j] = _mm512_shuffle_i32x4(u1, u3, 0x88);
     r[12 + j] = _mm512_shuffle_i32x4(u1, u3, 0xDD);
   }
-}
-
-inline __mmask16 TailMask16(int left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
 }
 
 // dw[units, gates] += hp^T @ dg with hp [n, units] and dg [n, gates] row-major (leading
