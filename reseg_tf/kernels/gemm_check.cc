@@ -125,6 +125,22 @@ Ref Reference(int m, int k, int n, const std::vector<float>& a, const std::vecto
   return r;
 }
 
+// One element `got` of C = base + A B (base = C's start, 0 without accumulate) against the
+// reference: its error relative to S + |base| for the inputs of the path's precision (bf16:
+// bf16-rounded), kept in *worst, and against the fp32-input reference, kept in *worst32
+// (NaN counts as infinite). True if within 1e-5, and for bf16 also within 1e-2 of fp32's.
+bool CheckElement(float got, double base, const Ref& ref, size_t e, bool bf16, double* worst,
+                  double* worst32) {
+  const double extra = std::fabs(base);
+  const double want = base + (bf16 ? ref.p16[e] : ref.p32[e]);
+  const double scale = (bf16 ? ref.s16[e] : ref.s32[e]) + extra + 1e-30;
+  const double err = std::fabs(got - want) / scale;
+  const double err32 = std::fabs(got - (base + ref.p32[e])) / (ref.s32[e] + extra + 1e-30);
+  if (!(err <= *worst)) *worst = std::isnan(err) ? INFINITY : err;
+  if (!(err32 <= *worst32)) *worst32 = std::isnan(err32) ? INFINITY : err32;
+  return err <= 1e-5 && (!bf16 || err32 <= 1e-2);
+}
+
 constexpr float kSentinel = 12345.5f;
 
 // The case being run, reported if it touches a guard page.
@@ -139,10 +155,10 @@ void OnSegv(int) {
   _exit(1);
 }
 
-// AccumulateOuterProductsBf16 (AMX only): dw [units, gates] += hp^T @ dg over n rows,
-// against a double reference of the bf16-rounded products (1e-5 of sum |hp||dg| + |dw0|)
-// and the fp32 one (1e-2); hp and dg end at guard pages, dw's row padding must keep its
-// sentinel. Returns the number of failing cases (0 without AMX, which it says).
+// AccumulateOuterProductsBf16 (AMX only): dw [units, gates] += hp^T @ dg over n rows, checked
+// as a bf16 GEMM (CheckElement) of A = hp^T and B = dg accumulating onto dw; hp and dg end
+// at guard pages, dw's row padding must keep its sentinel. Returns the number of failing
+// cases (0 without AMX, which it says).
 int CheckOuterProducts(std::mt19937& rng) {
   if (!reseg_kernels::Cpu().amx_bf16) {
     std::printf("amx outer products: no AMX on this CPU, not checked\n");
@@ -151,14 +167,18 @@ int CheckOuterProducts(std::mt19937& rng) {
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
   const int ns[] = {1, 2, 31, 32, 33, 64, 225, 300};
   const int shapes[][2] = {{100, 300}, {1, 3}, {15, 45}, {16, 48}, {17, 51}, {33, 20}};
-  int cases = 0, failures = 0;
-  double worst = 0, worst32 = 0;
+  Stats st;
   for (const int n : ns)
     for (const auto& shape : shapes) {
       const int units = shape[0], gates = shape[1], ldw = gates + (n % 2) * 5;
       GuardedFloats hp(size_t(n) * units), dg(size_t(n) * gates);
       for (size_t i = 0; i < hp.size(); ++i) hp.data()[i] = uni(rng);
       for (size_t i = 0; i < dg.size(); ++i) dg.data()[i] = uni(rng);
+      std::vector<float> hp_t(size_t(units) * n);
+      for (int k = 0; k < n; ++k)
+        for (int u = 0; u < units; ++u) hp_t[size_t(u) * n + k] = hp.data()[size_t(k) * units + u];
+      const std::vector<float> dg_dense(dg.data(), dg.data() + dg.size());
+      const Ref ref = Reference(units, n, gates, hp_t, dg_dense);
       std::vector<float> dw(size_t(units) * ldw, kSentinel), dw0(size_t(units) * gates);
       for (int u = 0; u < units; ++u)
         for (int j = 0; j < gates; ++j) dw[size_t(u) * ldw + j] = dw0[size_t(u) * gates + j] = uni(rng);
@@ -173,27 +193,16 @@ int CheckOuterProducts(std::mt19937& rng) {
             ok &= std::memcmp(&got, &kSentinel, 4) == 0;
             continue;
           }
-          double p16 = 0, p32 = 0, scale = std::fabs(dw0[size_t(u) * gates + j]) + 1e-30;
-          for (int k = 0; k < n; ++k) {
-            const float a = hp.data()[size_t(k) * units + u], b = dg.data()[size_t(k) * gates + j];
-            p16 += double(RoundToBf16(a)) * RoundToBf16(b);
-            p32 += double(a) * b;
-            scale += std::fabs(double(a) * b);
-          }
-          const double base = dw0[size_t(u) * gates + j];
-          const double err = std::fabs(got - (base + p16)) / scale;
-          const double err32 = std::fabs(got - (base + p32)) / scale;
-          if (!(err <= 1e-5) || !(err32 <= 1e-2)) ok = false;
-          worst = std::isnan(err) ? INFINITY : std::max(worst, err);
-          worst32 = std::isnan(err32) ? INFINITY : std::max(worst32, err32);
+          const size_t e = size_t(u) * gates + j;
+          ok &= CheckElement(got, dw0[e], ref, e, /*bf16=*/true, &st.max_err, &st.max_err_f32);
         }
-      ++cases;
-      if (!ok && failures++ == 0)
+      ++st.cases;
+      if (!ok && st.failures++ == 0)
         std::printf("    amx outer products: first failure n=%d units=%d gates=%d\n", n, units, gates);
     }
-  std::printf("amx outer products: %d cases, max_rel_err %.3g, vs_fp32_ref %.3g  %s\n", cases, worst,
-              worst32, failures ? "FAIL" : "PASS");
-  return failures ? 1 : 0;
+  std::printf("amx outer products: %d cases, max_rel_err %.3g, vs_fp32_ref %.3g  %s\n", st.cases,
+              st.max_err, st.max_err_f32, st.failures ? "FAIL" : "PASS");
+  return st.failures ? 1 : 0;
 }
 
 int RunChecks() {
@@ -267,16 +276,9 @@ int RunChecks() {
                     continue;
                   }
                   const size_t e = size_t(i) * n + j;
-                  const double base = accumulate ? c0[e] : 0.0;
-                  const double extra = accumulate ? std::fabs(c0[e]) : 0.0;
-                  const double want = base + (bf16 ? ref.p16[e] : ref.p32[e]);
-                  const double scale = (bf16 ? ref.s16[e] : ref.s32[e]) + extra + 1e-30;
-                  const double err = std::fabs(got - want) / scale;
-                  const double err32 =
-                      std::fabs(got - (base + ref.p32[e])) / (ref.s32[e] + extra + 1e-30);
-                  if (!(err <= 1e-5) || (bf16 && !(err32 <= 1e-2))) ok = false;
-                  if (!(err <= worst)) worst = std::isnan(err) ? INFINITY : err;
-                  if (!(err32 <= worst32)) worst32 = std::isnan(err32) ? INFINITY : err32;
+                  if (!CheckElement(got, accumulate ? c0[e] : 0.0, ref, e, bf16, &worst,
+                                    &worst32))
+                    ok = false;
                 }
               }
               st.max_err = std::max(st.max_err, worst);
