@@ -53,7 +53,14 @@ QUICK = dict(batch=1, height=6, width=8, units=8)
 
 
 def _timed(fn, repeats):
-  """(median seconds, result of the median call) of `fn()` after one warm-up."""
+  """(median seconds, result of the median call) of `fn()` after one warm-up.
+
+  `fn` must return something small (the op's phase times, or nothing): a
+  call's large outputs are freed before the next call, as in training, where
+  the allocator hands the same pages back. Keeping every call's outputs
+  alive made each call fault in ~100 MB of fresh pages, which the gate
+  passes paid for (the first case measured: 3x its cost in a train step).
+  """
   fn()
   runs = []
   for _ in range(repeats):
@@ -64,8 +71,14 @@ def _timed(fn, repeats):
   return runs[len(runs) // 2]
 
 
-def _numpy(result):
-  return [np.asarray(t) for t in tf.nest.flatten(result)]
+def _phase_seconds(outputs):
+  """Waits for the op (eager: it has run) and keeps only its phase times."""
+  return outputs[-1].numpy()
+
+
+def _wait(result):
+  for tensor in tf.nest.flatten(result):
+    np.asarray(tensor)
 
 
 def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict) -> dict:
@@ -81,17 +94,18 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict)
   gx_in = tf.cast(gx, tf.bfloat16) if dtype == "bfloat16" else gx
   hs, saved, _ = ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)
 
-  forward_s, forward = _timed(lambda: _numpy(ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)),
-                              repeats)
+  forward_s, forward = _timed(
+      lambda: _phase_seconds(ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)), repeats)
   backward_s, backward = _timed(
-      lambda: _numpy(ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx_in.dtype, **attrs)),
+      lambda: _phase_seconds(
+          ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx_in.dtype, **attrs)),
       repeats)
 
   def per_step(seconds, per_thread=False):
     return 1e6 * seconds / steps / (threads if per_thread else 1)
 
-  fwd_gemm, fwd_gates, _ = (per_step(float(s), True) for s in forward[-1])
-  bwd_gemm, bwd_gates, bwd_dw = (per_step(float(s), True) for s in backward[-1])
+  fwd_gemm, fwd_gates, _ = (per_step(float(s), True) for s in forward)
+  bwd_gemm, bwd_gates, bwd_dw = (per_step(float(s), True) for s in backward)
   row = dict(axis=axis, dtype=dtype, steps=steps, lines=batch * (height if axis == 2 else width),
              forward_us=per_step(forward_s), forward_gemm_us=fwd_gemm,
              forward_gates_io_us=fwd_gates,
@@ -110,7 +124,7 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict)
         out = recurrence(gx, w_h, b[:, None])
       return tape.gradient(out, [gx, w_h], output_gradients=dhs)
 
-    fused_s, _ = _timed(lambda: _numpy(fused(gx)), repeats)
+    fused_s, _ = _timed(lambda: _wait(fused(gx)), repeats)
     row["fused_xla_us"] = per_step(fused_s)
     row["fused_over_compiled"] = row["fused_xla_us"] / row["total_us"]
   return row
