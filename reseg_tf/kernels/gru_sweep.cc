@@ -157,13 +157,19 @@ std::vector<reseg_kernels::PackedB> PackRecurrentWeights(
   return packed;
 }
 
+// Direction d's row at map position pos of a [B, H, W, D*U] state map (hs, dhs).
+template <typename T>
+T* StateRow(T* map, int64_t pos, int num_dir, int d, int64_t units) {
+  return map + (pos * num_dir + d) * units;
+}
+
 // Along the rows a step's lines lie a whole row of the map apart (96 KB for
-// hs, 288 KB for gx at the CamVid shape: multiples of 4 KB), so each line's
-// rows start a fresh stream, which the hardware prefetchers pick up only
-// after a few misses; rows fetched a time step ahead were evicted before use
-// (all lines' rows fall in the same cache sets). Fetching the rows of the
-// line a few lines ahead, within the same step, hides those misses. Down the
-// columns the lines are adjacent and this costs a few instructions.
+// hs and 288 KB for gx at the CamVid shape with two directions), so each
+// line's rows start a fresh stream, which the hardware prefetchers pick up
+// only after a few misses. Fetching the rows of the line two ahead, within
+// the same step, hides those misses (docs/performance.md: the backward gate
+// pass along the rows took half the time). Down the columns the lines are
+// adjacent and this costs a few instructions.
 constexpr int64_t kPrefetchLinesAhead = 2;
 
 template <bool kForWrite>
@@ -276,7 +282,7 @@ class GruSweepOp : public OpKernel {
               if (i + kPrefetchLinesAhead < n) {
                 const int64_t ahead = grid.position(first + i + kPrefetchLinesAhead, t);
                 gx_rows.Prefetch<false>(ahead * num_dir + d);
-                PrefetchBytes<true>(hs + ahead * num_dir * units + d * units,
+                PrefetchBytes<true>(StateRow(hs, ahead, num_dir, d, units),
                                     units * sizeof(float));
               }
               const int64_t pos = grid.position(first + i, t);
@@ -284,7 +290,7 @@ class GruSweepOp : public OpKernel {
                   units, gx_rows.Read(pos * num_dir + d, gx_row.data()), bias,
                   gates_h.data() + i * gates, h + i * units,
                   saved + ((p * num_dir + d) * lines + first + i) * 4 * units,
-                  hs + pos * num_dir * units + d * units);
+                  StateRow(hs, pos, num_dir, d, units));
             }
           });
         }
@@ -365,11 +371,11 @@ class GruSweepGradOp : public OpKernel {
               if (i + kPrefetchLinesAhead < n) {
                 const int64_t line = first + i + kPrefetchLinesAhead;
                 const int64_t ahead = grid.position(line, t);
-                PrefetchBytes<false>(dhs + ahead * num_dir * units + d * units,
+                PrefetchBytes<false>(StateRow(dhs, ahead, num_dir, d, units),
                                      units * sizeof(float));
                 if (p > 0) {
                   const int64_t prev = grid.position(line, attrs_.time(p - 1, d, steps));
-                  PrefetchBytes<false>(hs + prev * num_dir * units + d * units,
+                  PrefetchBytes<false>(StateRow(hs, prev, num_dir, d, units),
                                        units * sizeof(float));
                 }
                 dgx_rows.Prefetch<true>(ahead * num_dir + d);
@@ -380,13 +386,13 @@ class GruSweepGradOp : public OpKernel {
               if (p > 0) {
                 h_prev = h_prev_rows.data() + i * units;
                 const int64_t prev = grid.position(line, attrs_.time(p - 1, d, steps));
-                std::memcpy(h_prev, hs + prev * num_dir * units + d * units,
+                std::memcpy(h_prev, StateRow(hs, prev, num_dir, d, units),
                             units * sizeof(float));
               }
               const int64_t dgx_index = pos * num_dir + d;
               gate_kernels.backward(
                   units, saved + ((p * num_dir + d) * lines + line) * 4 * units, h_prev,
-                  dhs + pos * num_dir * units + d * units, dh + i * units,
+                  StateRow(dhs, pos, num_dir, d, units), dh + i * units,
                   dgx_rows.Target(dgx_index, dgx_row.data()), dgates_h.data() + i * gates,
                   db_d);
               dgx_rows.Write(dgx_index, dgx_row.data());
