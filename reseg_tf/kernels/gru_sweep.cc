@@ -163,6 +163,14 @@ T* StateRow(T* map, int64_t pos, int num_dir, int d, int64_t units) {
   return map + (pos * num_dir + d) * units;
 }
 
+// The gates [r, u, c, gh_c] that the forward pass keeps for the backward pass:
+// step p, direction d, line `line` of a [steps, D, lines, 4U] buffer (saved).
+template <typename T>
+T* SavedRow(T* saved, int64_t p, int num_dir, int d, int64_t lines, int64_t line,
+            int64_t units) {
+  return saved + ((p * num_dir + d) * lines + line) * 4 * units;
+}
+
 // Along the rows a step's lines lie a whole row of the map apart (96 KB for
 // hs and 288 KB for gx at the CamVid shape with two directions), so each
 // line's rows start a fresh stream, which the hardware prefetchers pick up
@@ -289,7 +297,7 @@ class GruSweepOp : public OpKernel {
               gate_kernels.forward(
                   units, gx_rows.Read(pos * num_dir + d, gx_row.data()), bias,
                   gates_h.data() + i * gates, h + i * units,
-                  saved + ((p * num_dir + d) * lines + first + i) * 4 * units,
+                  SavedRow(saved, p, num_dir, d, lines, first + i, units),
                   StateRow(hs, pos, num_dir, d, units));
             }
           });
@@ -391,7 +399,7 @@ class GruSweepGradOp : public OpKernel {
               }
               const int64_t dgx_index = pos * num_dir + d;
               gate_kernels.backward(
-                  units, saved + ((p * num_dir + d) * lines + line) * 4 * units, h_prev,
+                  units, SavedRow(saved, p, num_dir, d, lines, line, units), h_prev,
                   StateRow(dhs, pos, num_dir, d, units), dh + i * units,
                   dgx_rows.Target(dgx_index, dgx_row.data()), dgates_h.data() + i * gates,
                   db_d);
