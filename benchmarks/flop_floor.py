@@ -3,9 +3,14 @@
 A variant's *fraction of the floor* is its FLOPs (matmuls and convolutions
 only) divided by its time and by the fastest rate oneDNN reaches on this
 machine, in the same run, for its dtype: the better of a 2048^3 matmul and a
-VGG conv3 layer at CamVid size. 100% is out of reach; the fraction shows how
-much headroom a variant has left. Shared by train_step.py, torch_peer.py and
-torch_inference.py (no flags here, so any benchmark can import it).
+VGG conv3 layer at CamVid size. torch_peer.py and torch_inference.py time
+those two kernels in the same round-robin rounds as the variants and take
+the median, as for the variants (`probe_runners`); train_step.py takes the
+best of five calls before its variants (`floor_rates`). The fraction shows
+how much headroom a variant has left; a variant whose convolutions run
+better than the probe's (larger images, better oneDNN kernels) can pass
+100%. Shared by train_step.py, torch_peer.py and torch_inference.py (no
+flags here, so any benchmark can import it).
 """
 
 import time
@@ -14,6 +19,32 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.model import vgg_weights
+
+_MATMUL_FLOPS = 2 * 2048**3
+_CONV_FLOPS = 2 * 90 * 120 * 9 * 256 * 256
+
+
+def _matmul_probe(dtype):
+  """`(fn, x, flops)`: a 2048^3 matmul in `dtype`."""
+  a = tf.cast(tf.random.normal([2048, 2048]), dtype)
+  return tf.function(lambda x: tf.matmul(x, x)), a, _MATMUL_FLOPS
+
+
+def _conv_probe(dtype):
+  """`(fn, x, flops)`: a VGG conv3 layer at CamVid size (3x3, 256 -> 256
+  channels, one 90x120 image) in `dtype`."""
+  x = tf.cast(tf.random.normal([1, 90, 120, 256]), dtype)
+  kernel = tf.cast(tf.random.normal([3, 3, 256, 256]), dtype)
+  conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
+  return conv, x, _CONV_FLOPS
+
+
+_PROBES = {"matmul": _matmul_probe, "conv": _conv_probe}
+_PROBE_FLOPS = {"matmul": _MATMUL_FLOPS, "conv": _CONV_FLOPS}
+_DTYPES = ("float32", "bfloat16")
+# Calls per timed step of a probe runner: a probe call takes 10-100 ms, a
+# variant's step about a second, so one call alone would be timed too noisily.
+_PROBE_CALLS = 4
 
 
 def _best_gflops(fn, x, flops, repeats):
@@ -28,27 +59,52 @@ def _best_gflops(fn, x, flops, repeats):
 
 def matmul_gflops(dtype="float32", repeats=5):
   """oneDNN's rate on a 2048^3 matmul in `dtype` (best of `repeats`)."""
-  a = tf.cast(tf.random.normal([2048, 2048]), dtype)
-  return _best_gflops(tf.function(lambda x: tf.matmul(x, x)), a, 2 * 2048**3, repeats)
+  return _best_gflops(*_matmul_probe(dtype), repeats)
 
 
 def conv_gflops(dtype="float32", repeats=5):
-  """oneDNN's rate on a VGG conv3 layer at CamVid size (3x3, 256 -> 256
-  channels, one 90x120 image) in `dtype` (best of `repeats`)."""
-  x = tf.cast(tf.random.normal([1, 90, 120, 256]), dtype)
-  kernel = tf.cast(tf.random.normal([3, 3, 256, 256]), dtype)
-  conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
-  return _best_gflops(conv, x, 2 * 90 * 120 * 9 * 256 * 256, repeats)
+  """oneDNN's rate on a VGG conv3 layer at CamVid size in `dtype` (best of
+  `repeats`)."""
+  return _best_gflops(*_conv_probe(dtype), repeats)
+
+
+def _with_floor(rates):
+  for r in rates.values():
+    r["floor"] = max(r["matmul"], r["conv"])
+  return rates
 
 
 def floor_rates():
   """GFLOP/s of the fastest of matmul and convolution, per dtype: the FLOP
-  floor of a step is its FLOPs at this rate."""
-  rates = {}
-  for dtype in ("float32", "bfloat16"):
-    rates[dtype] = {"matmul": matmul_gflops(dtype), "conv": conv_gflops(dtype)}
-    rates[dtype]["floor"] = max(rates[dtype]["matmul"], rates[dtype]["conv"])
-  return rates
+  floor of a step is its FLOPs at this rate. Timed now, apart from the
+  variants: see `probe_runners` for the floor timed in the same rounds."""
+  return _with_floor({dtype: {"matmul": matmul_gflops(dtype), "conv": conv_gflops(dtype)}
+                      for dtype in _DTYPES})
+
+
+def probe_runners():
+  """name -> `run(steps)`: the floor's kernels as runners for
+  `bench_output.time_round_robin`, beside the variants. A shared machine's
+  speed drifts by up to 2x within minutes, so a floor timed before or after
+  the variants can put the same code at 70% or 100% of it; timed in the same
+  rounds, drift hits the floor and the variants alike."""
+  runners = {}
+  for dtype in _DTYPES:
+    for kind, probe in _PROBES.items():
+      fn, x, _ = probe(dtype)
+      fn(x).numpy()  # Traced and warmed outside the timed rounds.
+      runners[f"floor {dtype} {kind}"] = (
+          lambda steps, fn=fn, x=x: [fn(x).numpy() for _ in range(steps * _PROBE_CALLS)][-1].size)
+  return runners
+
+
+def rates_from_seconds(seconds):
+  """The floor rates (as `floor_rates`) from the median seconds per step of
+  `probe_runners`' runners, and `seconds` without them."""
+  rates = {dtype: {kind: _PROBE_FLOPS[kind] * _PROBE_CALLS / seconds[f"floor {dtype} {kind}"] / 1e9
+                   for kind in _PROBES} for dtype in _DTYPES}
+  variants = {name: s for name, s in seconds.items() if not name.startswith("floor ")}
+  return _with_floor(rates), variants
 
 
 def format_rates(rates):

@@ -37,8 +37,9 @@ call). In each, --warmup calls of every variant, then --repeats rounds, the
 variants timed in turn (A B C D A B C D ...: load from other processes hits
 all alike). Ratios ours / torch (fp32 vs fp32, bf16 vs bf16 autocast) are of
 seconds per call at batch 1 and of seconds per image at --batch: below 1 we
-are faster. Then the FLOP floor (flop_floor.floor_rates: oneDNN's best
-matmul/convolution rate per dtype, measured in the same run) and each
+are faster. Then the FLOP floor (flop_floor.probe_runners: oneDNN's
+matmul/convolution rate per dtype, its kernels timed in the same rounds as
+the variants, so a drift of the machine's speed hits both) and each
 variant's fraction of it (flop_floor.forward_flops: VGG and the trainable
 part's matmuls and convolutions), and the "floor-bound" ratio: the ratio
 ours would reach at 100% of its dtype's floor against the torch time just
@@ -186,25 +187,29 @@ def main(argv):
   for pair, fraction in results["equal_pixels"].items():
     print(f"equal pixels, {pair}: {100 * fraction:.4f}%", flush=True)
 
-  seconds = {}
+  seconds, rates = {}, {}
+  probes = flop_floor.probe_runners()
   for batch in (1, _BATCH.value):
     images = rng.integers(0, 256, (batch, *shape), np.uint8)
     runners = {name: lambda steps, fn=fn, x=feed(name, images): [fn(x) for _ in range(steps)]
                for name, fn in classify.items()}
     for run in runners.values():
       run(_WARMUP.value)
-    seconds[batch] = bench_output.time_round_robin(runners, _REPEATS.value, 1)
-  rates = flop_floor.floor_rates()
+    rates[batch], seconds[batch] = flop_floor.rates_from_seconds(
+        bench_output.time_round_robin({**runners, **probes}, _REPEATS.value, 1))
   results["load_average_end"] = os.getloadavg()
   batch = _BATCH.value
   flops = flop_floor.forward_flops(ours, _HEIGHT.value, _WIDTH.value)
   dtype = {name: "bfloat16" if "bf16" in name else "float32" for name in classify}
-  floor = {f"batch {b}": {name: flop_floor.floor_fraction(b * flops, s[name], rates, dtype[name])
+  floor = {f"batch {b}": {name: flop_floor.floor_fraction(b * flops, s[name], rates[b], dtype[name])
                           for name in classify} for b, s in seconds.items()}
-  results.update(gflop_per_image=flops / 1e9, floor_gflops=rates, fraction_of_floor=floor)
+  results.update(gflop_per_image=flops / 1e9, fraction_of_floor=floor,
+                 floor_gflops={f"batch {b}": r for b, r in rates.items()})
   print(f"\n{_HEIGHT.value}x{_WIDTH.value}, median of {_REPEATS.value} round-robin "
         f"rounds; load average now {results['load_average_end'][0]:.2f}")
-  print(f"FLOP floor: {flop_floor.format_rates(rates)}; {flops / 1e9:.1f} GFLOP per image")
+  for b, r in rates.items():
+    print(f"FLOP floor in the batch-{b} rounds: {flop_floor.format_rates(r)}")
+  print(f"{flops / 1e9:.1f} GFLOP per image")
   print(f"{'variant':20} {'batch 1 ms':>10} {'of floor':>9} "
         f"{f'batch {batch} images/s':>18} {'of floor':>9}")
   for name in classify:

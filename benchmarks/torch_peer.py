@@ -37,8 +37,8 @@ reported:
   * ours bf16 (VGG, ReNet projections and the compiled sweep's recurrent
     GEMMs, `compute_dtype`) with --ours_bf16 (and its XLA-sweep variant with
     --xla_sweep).
-Also the FLOP floor (flop_floor.floor_rates: oneDNN matmul and convolution
-rates, fp32 and bf16, measured in the same run) and each variant's fraction
+Also the FLOP floor (flop_floor.probe_runners: oneDNN matmul and convolution
+rates, fp32 and bf16, timed in the same rounds as the variants) and each variant's fraction
 of its dtype's floor (flop_floor.step_flops: VGG forward + 3x the trainable
 part). Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
 random images and labels 0..11 (void trained as class 11, as gin/camvid.gin
@@ -215,10 +215,10 @@ def timing(torch, torch_reseg):
         f"step the weights differ by at most {after[worst]:.2e} ({worst}; "
         f"largest update {update:.2e})", flush=True)
 
-  rates = flop_floor.floor_rates()
-  print(flop_floor.format_rates(rates), flush=True)
-  seconds = bench_output.time_round_robin(runners, train_step._LOOPS.value,
-                                          train_step._STEPS_PER_LOOP.value)
+  rates, seconds = flop_floor.rates_from_seconds(bench_output.time_round_robin(
+      {**runners, **flop_floor.probe_runners()}, train_step._LOOPS.value,
+      train_step._STEPS_PER_LOOP.value))
+  print(f"FLOP floor in the same rounds: {flop_floor.format_rates(rates)}", flush=True)
   flops = flop_floor.step_flops(ours, height, width, batch)
   front_end_flops = batch * flop_floor.vgg_flops(height, width)
   floor = {name: flop_floor.floor_fraction(

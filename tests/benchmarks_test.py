@@ -6,12 +6,61 @@ function that had been removed). Each smoke run here is seconds long and
 checks the script's JSON, not its timings.
 """
 
+import importlib.util
 import json
+import os
 
 import pytest
 
 from reseg_tf.model import compiled_sweep
 from tests import fixtures
+
+
+def _benchmark_module(name):
+  """benchmarks/<name>.py, imported (it is not a package)."""
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(fixtures.ROOT, "benchmarks", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_floor_rates_come_from_the_probes_timed_beside_the_variants():
+  flop_floor = _benchmark_module("flop_floor")
+  bench_output = _benchmark_module("bench_output")
+  probes = flop_floor.probe_runners()
+  assert set(probes) == {f"floor {d} {k}" for d in ("float32", "bfloat16")
+                         for k in ("matmul", "conv")}
+  calls = []
+  seconds = bench_output.time_round_robin(
+      {"variant": calls.append, **probes}, loops=1, steps_per_loop=1)
+  assert calls == [1]
+  rates, variants = flop_floor.rates_from_seconds(seconds)
+  assert variants == {"variant": seconds["variant"]}
+  # Four calls per timed step: a 2048^3 matmul, a 3x3 256 -> 256 conv on 90x120.
+  for dtype in ("float32", "bfloat16"):
+    matmul = 4 * 2 * 2048**3 / seconds[f"floor {dtype} matmul"] / 1e9
+    conv = 4 * 2 * 90 * 120 * 9 * 256 * 256 / seconds[f"floor {dtype} conv"] / 1e9
+    assert rates[dtype]["matmul"] == pytest.approx(matmul)
+    assert rates[dtype]["conv"] == pytest.approx(conv)
+    assert rates[dtype]["floor"] == max(matmul, conv)
+
+
+def test_torch_inference_benchmark_takes_each_case_floor_from_its_rounds(tmp_path):
+  pytest.importorskip("torch", reason="the PyTorch peer is optional (pip install torch)")
+  output = tmp_path / "torch_inference.json"
+  result = fixtures.run_script(
+      "benchmarks/torch_inference.py", "--height=48", "--width=64", "--repeats=1",
+      "--warmup=0", "--batch=2", f"--output={output}", timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(output.read_text())
+  for case, batch in (("batch 1", 1), ("batch 2", 2)):
+    rates = out["floor_gflops"][case]
+    for name, fraction in out["fraction_of_floor"][case].items():
+      dtype = "bfloat16" if "bf16" in name else "float32"
+      seconds = out["seconds_per_call"][case][name]
+      expected = batch * out["gflop_per_image"] / seconds / rates[dtype]["floor"]
+      assert fraction == pytest.approx(expected)
 
 
 def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
