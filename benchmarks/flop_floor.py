@@ -25,18 +25,18 @@ _CONV_FLOPS = 2 * 90 * 120 * 9 * 256 * 256
 
 
 def _matmul_probe(dtype):
-  """`(fn, x, flops)`: a 2048^3 matmul in `dtype`."""
+  """`(fn, x)`: a 2048^3 matmul in `dtype` (`_MATMUL_FLOPS` a call)."""
   a = tf.cast(tf.random.normal([2048, 2048]), dtype)
-  return tf.function(lambda x: tf.matmul(x, x)), a, _MATMUL_FLOPS
+  return tf.function(lambda x: tf.matmul(x, x)), a
 
 
 def _conv_probe(dtype):
-  """`(fn, x, flops)`: a VGG conv3 layer at CamVid size (3x3, 256 -> 256
-  channels, one 90x120 image) in `dtype`."""
+  """`(fn, x)`: a VGG conv3 layer at CamVid size (3x3, 256 -> 256 channels,
+  one 90x120 image) in `dtype` (`_CONV_FLOPS` a call)."""
   x = tf.cast(tf.random.normal([1, 90, 120, 256]), dtype)
   kernel = tf.cast(tf.random.normal([3, 3, 256, 256]), dtype)
   conv = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
-  return conv, x, _CONV_FLOPS
+  return conv, x
 
 
 _PROBES = {"matmul": _matmul_probe, "conv": _conv_probe}
@@ -59,13 +59,13 @@ def _best_gflops(fn, x, flops, repeats):
 
 def matmul_gflops(dtype="float32", repeats=5):
   """oneDNN's rate on a 2048^3 matmul in `dtype` (best of `repeats`)."""
-  return _best_gflops(*_matmul_probe(dtype), repeats)
+  return _best_gflops(*_matmul_probe(dtype), _MATMUL_FLOPS, repeats)
 
 
 def conv_gflops(dtype="float32", repeats=5):
   """oneDNN's rate on a VGG conv3 layer at CamVid size in `dtype` (best of
   `repeats`)."""
-  return _best_gflops(*_conv_probe(dtype), repeats)
+  return _best_gflops(*_conv_probe(dtype), _CONV_FLOPS, repeats)
 
 
 def _with_floor(rates):
@@ -91,7 +91,7 @@ def probe_runners():
   runners = {}
   for dtype in _DTYPES:
     for kind, probe in _PROBES.items():
-      fn, x, _ = probe(dtype)
+      fn, x = probe(dtype)
       fn(x).numpy()  # Traced and warmed outside the timed rounds.
       runners[f"floor {dtype} {kind}"] = (
           lambda steps, fn=fn, x=x: [fn(x).numpy() for _ in range(steps * _PROBE_CALLS)][-1].size)

@@ -38,9 +38,9 @@ reported:
     GEMMs, `compute_dtype`) with --ours_bf16 (and its XLA-sweep variant with
     --xla_sweep).
 Also the FLOP floor (flop_floor.probe_runners: oneDNN matmul and convolution
-rates, fp32 and bf16, timed in the same rounds as the variants) and each variant's fraction
-of its dtype's floor (flop_floor.step_flops: VGG forward + 3x the trainable
-part). Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
+rates, fp32 and bf16, timed in the same rounds as the variants) and each
+variant's fraction of its dtype's floor (flop_floor.step_flops: VGG forward
++ 3x the trainable part). Batch 5 (train_step.BATCH; its loss divides by it), --height x --width,
 random images and labels 0..11 (void trained as class 11, as gin/camvid.gin
 does: `ReSeg.void_as_class = True`). The torch models start from our fp32
 model's weights: the first step's losses must agree, and so must the
