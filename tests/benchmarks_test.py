@@ -6,9 +6,7 @@ function that had been removed). Each smoke run here is seconds long and
 checks the script's JSON, not its timings.
 """
 
-import importlib.util
 import json
-import os
 
 import pytest
 
@@ -16,18 +14,9 @@ from reseg_tf.model import compiled_sweep
 from tests import fixtures
 
 
-def _benchmark_module(name):
-  """benchmarks/<name>.py, imported (it is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(fixtures.ROOT, "benchmarks", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_floor_rates_come_from_the_probes_timed_beside_the_variants():
-  flop_floor = _benchmark_module("flop_floor")
-  bench_output = _benchmark_module("bench_output")
+  flop_floor = fixtures.benchmark_module("flop_floor")
+  bench_output = fixtures.benchmark_module("bench_output")
   probes = flop_floor.probe_runners()
   assert set(probes) == {f"floor {d} {k}" for d in ("float32", "bfloat16")
                          for k in ("matmul", "conv")}

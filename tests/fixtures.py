@@ -6,6 +6,7 @@ publish tests read its checkpoints.
 """
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -123,6 +124,15 @@ def run_at_once(**commands) -> dict:
   with futures.ThreadPoolExecutor(max_workers=3) as pool:
     running = {name: pool.submit(run_module, *command) for name, command in commands.items()}
   return {name: process.result() for name, process in running.items()}
+
+
+def benchmark_module(name: str):
+  """benchmarks/<name>.py, imported (benchmarks/ is not a package)."""
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def run_script(path: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

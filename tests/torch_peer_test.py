@@ -6,7 +6,6 @@ both must give the same logits and the same gradients. Skipped without
 torch (`pip install torch==2.13.0`).
 """
 
-import importlib.util
 import os
 
 import numpy as np
@@ -16,6 +15,7 @@ import tensorflow as tf
 import gin
 from reseg_tf import configurables
 from reseg_tf.training import losses
+from tests import fixtures
 
 torch = pytest.importorskip("torch")
 
@@ -29,16 +29,7 @@ CONFIGS = {
     "horse_no_vgg.gin": "no VGG, 2x2 patches",
 }
 
-
-def _load_torch_reseg():
-  path = os.path.join(ROOT, "benchmarks", "torch_reseg.py")
-  spec = importlib.util.spec_from_file_location("torch_reseg", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-torch_reseg = _load_torch_reseg()
+torch_reseg = fixtures.benchmark_module("torch_reseg")
 
 
 def _ours(name):
