@@ -55,9 +55,10 @@ def main(argv):
                               overwrite=_OVERWRITE.value, results_file=_RESULTS_FILE.value,
                               spec=spec)
   size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
-  print(f"Published {folder} ({size / 2**20:.1f} MiB); evaluate it with "
-        f"python -m reseg_tf.evaluate --model={name} --split=test "
-        f"--results_file={_RESULTS_FILE.value}, then --update_card")
+  command = publishing.evaluate_command(name, run_files.read_model_info(folder),
+                                        _RESULTS_FILE.value)
+  print(f"Published {folder} ({size / 2**20:.1f} MiB); evaluate it with {command}, "
+        "then --update_card")
 
 
 if __name__ == "__main__":

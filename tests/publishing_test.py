@@ -80,6 +80,19 @@ class PublishingTest(tf.test.TestCase):
     self.assertIn("train and val were both trained on", text)
     self.assertNotIn("every split but the training one", text)
 
+  def test_an_unevaluated_card_points_test_at_records_that_have_one(self):
+    own = publishing._not_evaluated_text(  # noqa: SLF001
+        "tiny", {"splits": {"train": 8, "val": 2, "test": 2}, "records_dir": "data/x"})
+    self.assertEqual(own, "Not evaluated yet: `python -m reseg_tf.evaluate --model=tiny "
+                     "--split=test --results_file=docs/results.json`.")
+    other = publishing._not_evaluated_text(  # noqa: SLF001
+        "tiny", {"splits": {"train": 8, "val": 2}, "records_dir": "data/x"})
+    self.assertIn("--model=tiny --records_dir=<records with a test split> --split=test", other)
+    self.assertIn("its records, `data/x`, have no test split", other)
+    empty = publishing._not_evaluated_text(  # noqa: SLF001
+        "tiny", {"splits": {"train": 8, "val": 2, "test": 0}, "records_dir": "data/x"})
+    self.assertEqual(empty, other)
+
   def test_a_fine_tuned_models_card_names_what_it_started_from(self):
     # A second run starting from the published `tiny`, published in turn.
     tuned_dir = os.path.join(self.create_tempdir().full_path, "tuned")

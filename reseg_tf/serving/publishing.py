@@ -202,13 +202,36 @@ def write_card(folder: str, name: Optional[str] = None,
     lines += [f"The {entries[k]['split']} row was {entries[k]['records']}." for k in sorted(entries)
               if entries[k].get("records")]
   else:
-    lines.append("Not evaluated yet: `python -m reseg_tf.evaluate --model=" + name +
-                 " --split=test --results_file=docs/results.json`.")
+    lines.append(_not_evaluated_text(name, info))
   lines += ["", "## Intended use and limits", "", use, "", limits, ""]
   path = os.path.join(folder, "README.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))
   return path
+
+
+def _has_test_split(info: dict) -> bool:
+  """False when the model's records list their splits and test is absent or
+  empty (an older model_info.json without `splits` is given the benefit)."""
+  splits = info.get("splits")
+  return splits is None or bool(splits.get("test"))
+
+
+def evaluate_command(name: str, info: dict, results_file: str = "docs/results.json") -> str:
+  """The command that scores a published model on test, pointed at other
+  records when its own have no test split (CamVid's copy here holds train
+  and val only)."""
+  records_flag = "" if _has_test_split(info) else " --records_dir=<records with a test split>"
+  return (f"python -m reseg_tf.evaluate --model={name}{records_flag} --split=test "
+          f"--results_file={results_file}")
+
+
+def _not_evaluated_text(name: str, info: dict) -> str:
+  """The card's Metrics line before any evaluation."""
+  note = "" if _has_test_split(info) else (
+      f" (its records, `{info.get('records_dir')}`, have no test split: build one that "
+      "has, e.g. from the dataset's full release, into another folder)")
+  return f"Not evaluated yet: `{evaluate_command(name, info)}`{note}."
 
 
 def _started_from_text(start: Optional[dict]) -> str:
