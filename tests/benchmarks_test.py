@@ -52,6 +52,24 @@ def test_torch_inference_benchmark_takes_each_case_floor_from_its_rounds(tmp_pat
       assert fraction == pytest.approx(expected)
 
 
+def test_projection_matmuls_benchmark_rates_each_product_against_its_floor(tmp_path):
+  output = tmp_path / "projection_matmuls.json"
+  result = fixtures.run_script("benchmarks/projection_matmuls.py", "--height=6", "--width=8",
+                               "--batch=1", "--units=4", "--inputs=3,8", "--loops=1",
+                               "--steps_per_loop=1", f"--output={output}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  report = json.loads(output.read_text())
+  rows = {r["name"]: r for r in report["rows"]}
+  assert set(rows) == {f"K={k} {p}" for k in (3, 8) for p in ("forward", "dX", "dW")}
+  floor = report["floor"]["float32"]["floor"]
+  for name, row in rows.items():
+    k = int(name.split()[0][2:])
+    # 2 * [48, K] x [K, 12] FLOPs in the seconds measured, and that rate
+    # over the floor of the same rounds.
+    assert row["gflops"] == pytest.approx(2 * 48 * k * 12 / row["seconds"] / 1e9)
+    assert row["floor_fraction"] == pytest.approx(row["gflops"] / floor)
+
+
 def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
   output = tmp_path / "tflite.json"
   result = fixtures.run_script(
