@@ -75,11 +75,11 @@ def main(argv):
   print(f"[{rows}, K] x [K, {gates}] in {_DTYPE.value}:")
   rows_out = []
   for name, s in seconds.items():
+    gflops = flops[name] / s / 1e9
     fraction = flop_floor.floor_fraction(flops[name], s, rates, _DTYPE.value)
-    print(f"  {name:<12} {1e3 * s:8.2f} ms  {flops[name] / s / 1e9:6.0f} GFLOP/s  "
+    print(f"  {name:<12} {1e3 * s:8.2f} ms  {gflops:6.0f} GFLOP/s  "
           f"{100 * fraction:4.0f}% of the floor")
-    rows_out.append({"name": name, "seconds": s, "gflops": flops[name] / s / 1e9,
-                     "floor_fraction": fraction})
+    rows_out.append({"name": name, "seconds": s, "gflops": gflops, "floor_fraction": fraction})
   bench_output.write_json(_OUTPUT.value, {**cpu, "dtype": _DTYPE.value, "rows": rows_out,
                                           "floor": rates})
 
