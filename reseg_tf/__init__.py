@@ -8,9 +8,16 @@ live in `reseg_tf.segmentation`, loaded on first use: `import reseg_tf` alone do
 not import TensorFlow. The first use imports it without its start-up lines
 (unless TF_CPP_MIN_LOG_LEVEL is 0 or 1; `common/quiet_tensorflow.py`).
 `ResegError` is the exception of every expected failure.
+
+Importing the package asks TensorFlow for its BFC CPU allocator, unless
+TF_CPU_ALLOCATOR_USE_BFC is already set (`common/cpu_allocator.py`: fresh
+pages for every large tensor cost a third of a train step on some CPUs).
 """
 
+from reseg_tf.common import cpu_allocator
 from reseg_tf.common.errors import ResegError
+
+cpu_allocator.prefer_bfc()
 
 _API = ("load_model", "SegmentationModel", "Segmentation", "TestTimeAugmentation")
 __all__ = ["ResegError", *_API]

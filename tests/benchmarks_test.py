@@ -107,6 +107,20 @@ def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
     assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
 
 
+def test_cpu_allocator_benchmark_pairs_a_child_of_each_allocator(tmp_path):
+  output = tmp_path / "cpu_allocator.json"
+  result = fixtures.run_script("benchmarks/cpu_allocator.py", "--quick",
+                               f"--output={output}", timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(output.read_text())
+  (default,), (bfc,) = out["runs"]["default"], out["runs"]["BFC"]
+  assert out["default_over_bfc"] == [
+      pytest.approx(default["seconds_per_step"] / bfc["seconds_per_step"])]
+  # Only the BFC child reuses its memory: the default one faults in pages
+  # for its tensors on every step.
+  assert default["minor_faults_per_step"] > bfc["minor_faults_per_step"]
+
+
 @pytest.mark.slow  # ~30 s: a benchmark, outside the product.
 def test_step_profile_benchmark_sums_op_times_by_type(tmp_path):
   output = tmp_path / "step_profile.json"
