@@ -5,11 +5,14 @@ import json
 import os
 import signal
 import subprocess
+import types
+from unittest import mock
 
 import tensorflow as tf
 
 import gin
 from reseg_tf import configurables, plot_curves
+from reseg_tf.common import machine
 from reseg_tf.common.errors import InputError
 from reseg_tf.data import eval_pipeline
 from reseg_tf.evaluation import metrics, summaries
@@ -230,6 +233,29 @@ class GinFilesTest(tf.test.TestCase):
         model = configurables.ReSeg()
         self.assertEqual(model(tf.zeros([1, 16, 24, 3])).shape[:3], (1, 16, 24))
         self.assertTrue(gin.query_parameter("train.records_dir").startswith("data/"))
+
+
+class Bf16WarningTest(tf.test.TestCase):
+  """bf16 on a CPU that emulates it is slower than float32: one warning says so."""
+
+  def warnings(self, cpu_flags, compute_dtype=tf.bfloat16, vgg_dtype=tf.float32):
+    vgg = types.SimpleNamespace(compute_dtype=vgg_dtype)
+    model = types.SimpleNamespace(compute_dtype=compute_dtype, vgg=vgg)
+    with mock.patch.object(machine, "cpu_flags", return_value=set(cpu_flags)), \
+         self.assertLogs("absl", level="WARNING") as logs:
+      trainer._warn_if_bf16_in_software(model)
+      trainer.logging.warning("end")  # assertLogs needs one record.
+    return [line for line in logs.output if "bfloat16" in line]
+
+  def test_warns_on_an_avx2_cpu_without_bf16_units(self):
+    self.assertLen(self.warnings({"avx2", "fma"}), 1)
+    self.assertLen(self.warnings({"avx2"}, tf.float32, vgg_dtype=tf.bfloat16), 1)
+
+  def test_silent_with_bf16_units_or_in_float32(self):
+    self.assertEmpty(self.warnings({"avx2", "avx512_bf16"}))
+    self.assertEmpty(self.warnings({"avx2", "amx_bf16", "amx_tile"}))
+    self.assertEmpty(self.warnings({"avx2"}, tf.float32))
+    self.assertEmpty(self.warnings(set()))  # Flags unknown (not Linux x86): no claim.
 
 
 class LegacyConfigTest(tf.test.TestCase):

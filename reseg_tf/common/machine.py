@@ -37,6 +37,17 @@ def cpu_flags() -> set:
   return set(_cpuinfo().get("flags", "").split())
 
 
+BF16_UNITS = ("amx_bf16", "avx512_bf16")
+
+
+def bf16_in_software() -> bool:
+  """Whether this is an x86 CPU without bf16 units (AMX, AVX512-BF16): there
+  oneDNN and the compiled sweep emulate bfloat16, which runs slower than
+  float32 (docs/performance.md, "Which CPU are you on?")."""
+  cpu = cpu_flags()
+  return "avx2" in cpu and not cpu & set(BF16_UNITS)
+
+
 def cache_dir() -> str:
   """Where reseg_tf keeps what it measures or builds once per machine:
   `$RESEG_TF_CACHE_DIR`, else `~/.cache/reseg_tf`."""

@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence
 import tensorflow as tf
 from absl import logging
 
-from reseg_tf.common import run_files
+from reseg_tf.common import machine, run_files
 from reseg_tf.common.errors import InputError
 from reseg_tf.common.progress import RateLog
 from reseg_tf.data import eval_pipeline, input_pipeline
@@ -141,6 +141,7 @@ def train(model_dir: str, *,
         optimisation=groups["optimisation"], checkpointing=groups["checkpointing"],
         input_options=input_options, cache_features=cache_features,
         train_split=train_split, validation_split=validation_split, seed=seed)
+    _warn_if_bf16_in_software(plan.model)
     steps = run_setup.compile_steps(plan, _choose_jit_compile(plan, jit_compile, deterministic))
     _restore(plan, init_from)
     state = _begin_state(plan)
@@ -159,6 +160,16 @@ def _seed(seed: int, deterministic: bool):
   tf.random.set_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
+
+
+def _warn_if_bf16_in_software(model) -> None:
+  """One warning when bf16 was asked for on a CPU that emulates it."""
+  dtypes = {model.compute_dtype, model.vgg.compute_dtype if model.vgg else tf.float32}
+  if (tf.bfloat16 in dtypes and not tf.config.list_physical_devices("GPU")
+      and machine.bf16_in_software()):
+    logging.warning("bfloat16 compute on %s, which has neither AMX nor AVX512-BF16: "
+                    "bf16 is emulated here and slower than float32 (ReSeg.compute_dtype, "
+                    "ReSeg.vgg_compute_dtype).", machine.cpu_model())
 
 
 def _choose_jit_compile(plan: run_setup.RunPlan, jit_compile: Optional[bool],
