@@ -30,7 +30,9 @@ reported:
   * ours fp32 XLA sweep (with --xla_sweep): the same with the ReNet sweeps
     as fused XLA loops (`renet_fused`, the form before the compiled sweep);
   * torch fp32: forward, loss, `backward()`, Adadelta (lr 1.0, rho 0.95,
-    eps 1e-6) on the same batch;
+    eps 1e-6) on the same batch; also timed alone first (--torch_alone_steps),
+    before any of our steps has run, and "ours fp32 / torch fp32 alone" printed
+    beside the round-robin's ratio;
   * torch bf16: the same under `torch.autocast('cpu', dtype=torch.bfloat16)`
     (loss in fp32). Autocast also runs the GRU's recurrence in bf16 (its
     output differs from fp32 by ~5e-3), where ours keeps it in fp32;
@@ -97,6 +99,14 @@ _XLA_SWEEP = flags.DEFINE_bool(
     "the compiled one (default false).")
 _OURS_BF16 = flags.DEFINE_bool(
     "ours_bf16", False, "Also time our bf16 step (default false).")
+_TORCH_ALONE_STEPS = flags.DEFINE_integer(
+    "torch_alone_steps", 2, "Before any of our steps has run, time this many torch "
+    "fp32 steps on their own (after one warm-up step), as a check of the "
+    "round-robin's torch figure: 0 skips it (default 2).")
+_TORCH_BF16 = flags.DEFINE_bool(
+    "torch_bf16", True, "Also time PyTorch's bf16 autocast step (default true; on a "
+    "CPU without AMX or AVX512-BF16 it runs in software, about 60 s a step on an "
+    "AVX2-only AMD EPYC).")
 
 # Model gin files checked small: (name, gin file).
 SMALL_CHECKS = (
@@ -147,6 +157,18 @@ def torch_runner(torch, torch_reseg, model, images, labels, void_class, bf16):
   return lambda steps: sum(step() for _ in range(steps)) / steps
 
 
+def time_torch_alone(run, steps):
+  """Median s/step of `steps` torch steps (after a warm-up) while nothing of
+  ours has run yet: in the round-robin, torch's step on the AMD EPYC with
+  AVX2 took longer than this (docs/performance.md)."""
+  if not steps:
+    return None
+  seconds, _ = bench_output.median_time(lambda: run(1), warmup=1, repeats=steps)
+  print(f"torch fp32 alone, before any of our steps: {seconds:.3f} s/step "
+        f"(median of {steps})", flush=True)
+  return seconds
+
+
 def ours_runner(loop, iterator):
   """`run(steps) -> mean loss` of our train loop (benchmarks/train_step.py)."""
   return lambda steps: float(loop(iterator, tf.constant(steps)))
@@ -187,8 +209,12 @@ def timing(torch, torch_reseg):
   x, y = torch.from_numpy(images), torch.from_numpy(labels)
   runners["torch fp32"] = torch_runner(torch, torch_reseg, torch_fp32, x, y,
                                        void_class, bf16=False)
-  runners["torch bf16 autocast"] = torch_runner(torch, torch_reseg, torch_bf16,
-                                                x, y, void_class, bf16=True)
+  torch_alone = time_torch_alone(  # On a copy: the agreement check needs fresh weights.
+      torch_runner(torch, torch_reseg, copy.deepcopy(torch_fp32), x, y, void_class,
+                   bf16=False), _TORCH_ALONE_STEPS.value)
+  if _TORCH_BF16.value:
+    runners["torch bf16 autocast"] = torch_runner(torch, torch_reseg, torch_bf16,
+                                                  x, y, void_class, bf16=True)
   for name, run in runners.items():  # Warm-up (our compilation): one step each.
     start = time.perf_counter()
     first_losses[name] = run(1)
@@ -231,12 +257,14 @@ def timing(torch, torch_reseg):
   print(f"{'variant':26} {'s/step':>8} {'images/s':>9} {'of floor':>9}")
   for name, s in seconds.items():
     print(f"{name:26} {s:8.3f} {batch / s:9.2f} {100 * floor[name]:8.0f}%")
-  ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"],
-            "ours fp32 / torch bf16 autocast":
-                seconds["ours fp32"] / seconds["torch bf16 autocast"]}
+  ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"]}
+  if torch_alone:
+    ratios["ours fp32 / torch fp32 alone"] = seconds["ours fp32"] / torch_alone
+  for ours in ("ours fp32", "ours bf16"):
+    if ours in seconds and "torch bf16 autocast" in seconds:
+      ratios[f"{ours} / torch bf16 autocast"] = (
+          seconds[ours] / seconds["torch bf16 autocast"])
   if "ours bf16" in seconds:
-    ratios["ours bf16 / torch bf16 autocast"] = (
-        seconds["ours bf16"] / seconds["torch bf16 autocast"])
     ratios["ours bf16 speed-up over ours fp32"] = seconds["ours fp32"] / seconds["ours bf16"]
   for name in ("ours fp32", "ours bf16"):
     if f"{name} XLA sweep" in seconds:
@@ -255,7 +283,8 @@ def timing(torch, torch_reseg):
           "weights_after_one_step_max_abs_difference": after,
           "largest_first_update": update, "step_seconds": seconds,
           "ratios": ratios, "gflop_per_step": flops / 1e9, "floor_gflops": rates,
-          "fraction_of_floor": floor, "front_end_share": shares}
+          "fraction_of_floor": floor, "front_end_share": shares,
+          "torch_fp32_alone_seconds": torch_alone}
 
 
 def main(argv):
