@@ -139,14 +139,17 @@ def vgg_flops(height, width):
 
 
 def trainable_flops(net, height, width):
-  """FLOPs of the trainable part's forward pass (ReNet, head) on one image."""
-  _, h, w = _front_end(height, width)
-  pixels = h * w
+  """FLOPs of the trainable part's forward pass (ReNet, head) on one image:
+  each ReNet layer on its own patch grid (the front end's output cut into
+  its patches), the head from the last grid back to the image."""
+  h, w = _front_end(height, width)[1:] if net.vgg else (height, width)
   flops = 0
   for layer in net.renet_layers:
+    h, w = -(-h // layer.patch_size[0]), -(-w // layer.patch_size[1])
     for v in layer.trainable_variables:
-      if len(v.shape) == 2:  # w_x [C, 3U] and w_h [U, 3U]: one matmul each per pixel.
-        flops += 2 * pixels * v.shape[0] * v.shape[1]
+      if len(v.shape) == 2:  # w_x [C, 3U] and w_h [U, 3U]: one matmul each per cell.
+        flops += 2 * h * w * v.shape[0] * v.shape[1]
+  pixels = h * w
   for layer in net.upsample_layers:
     # Stride = filter size: every input pixel meets the whole kernel once.
     kernel = _kernel(layer)
@@ -155,13 +158,18 @@ def trainable_flops(net, height, width):
   return flops + 2 * height * width * int(np.prod(_kernel(net.classifier).shape))
 
 
+def front_end_flops(net, height, width):
+  """The frozen VGG's forward FLOPs on one image; 0 without a VGG."""
+  return vgg_flops(height, width) if net.vgg else 0
+
+
 def forward_flops(net, height, width):
   """FLOPs of the whole forward pass (inference) on one image."""
-  return vgg_flops(height, width) + trainable_flops(net, height, width)
+  return front_end_flops(net, height, width) + trainable_flops(net, height, width)
 
 
 def step_flops(net, height, width, batch):
   """FLOPs of one train step on `batch` images: the forward pass, then the
   trainable part twice more (gradients w.r.t. its inputs and its weights);
   the frozen VGG only forward."""
-  return batch * (vgg_flops(height, width) + 3 * trainable_flops(net, height, width))
+  return batch * (front_end_flops(net, height, width) + 3 * trainable_flops(net, height, width))

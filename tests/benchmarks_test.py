@@ -8,6 +8,7 @@ checks the script's JSON, not its timings.
 
 import json
 
+import numpy as np
 import pytest
 
 from reseg_tf.model import compiled_sweep
@@ -33,6 +34,26 @@ def test_floor_rates_come_from_the_probes_timed_beside_the_variants():
     assert rates[dtype]["matmul"] == pytest.approx(matmul)
     assert rates[dtype]["conv"] == pytest.approx(conv)
     assert rates[dtype]["floor"] == max(matmul, conv)
+
+
+def test_flops_of_a_network_without_vgg_count_each_layer_on_its_own_grid():
+  flop_floor = fixtures.benchmark_module("flop_floor")
+  bench_output = fixtures.benchmark_module("bench_output")
+  net = bench_output.ours_from_gin("gin/model/horse_no_vgg.gin", (
+      "ReSeg.renet_units = (8, 6)", "ReSeg.upsample_filters = (5, 4)"))
+  first, second = net.renet_layers  # 2x2 patches each: 8x12 -> 4x6 -> 2x3 cells.
+
+  def matmuls(layer):
+    return sum(int(v.shape[0] * v.shape[1]) for v in layer.trainable_variables
+               if len(v.shape) == 2)
+
+  up1, up2 = (int(np.prod(flop_floor._kernel(layer).shape)) for layer in net.upsample_layers)
+  head = int(np.prod(flop_floor._kernel(net.classifier).shape))
+  expected = (2 * 24 * matmuls(first) + 2 * 6 * matmuls(second)
+              + 2 * 6 * up1 + 2 * 24 * up2 + 2 * 96 * head)
+  assert flop_floor.trainable_flops(net, 8, 12) == expected
+  assert flop_floor.forward_flops(net, 8, 12) == expected  # No VGG term.
+  assert flop_floor.step_flops(net, 8, 12, batch=2) == 2 * 3 * expected
 
 
 def test_torch_inference_benchmark_takes_each_case_floor_from_its_rounds(tmp_path):
