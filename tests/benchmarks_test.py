@@ -151,8 +151,11 @@ def test_step_profile_benchmark_sums_op_times_by_type(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   profile = json.loads(output.read_text())["bfloat16"]
   ops = profile["op_seconds_per_step"]
-  # The step's convolutions, projections and (where it loads) the compiled sweep ran.
-  assert ops["_MklNativeFusedConv2D"] > 0 and ops["_MklMatMul"] > 0
+  # The step's convolutions, projections and (where it loads) the compiled sweep
+  # ran: as oneDNN ops (_MklNativeFusedConv2D, _MklMatMul), or as TensorFlow's
+  # own where oneDNN has no bf16 kernels (a CPU without AVX-512).
+  assert sum(t for op, t in ops.items() if op.endswith("Conv2D")) > 0
+  assert sum(t for op, t in ops.items() if op.endswith("MatMul")) > 0
   if compiled_sweep.available():
     assert ops["ResegGruSweep"] > 0 and ops["ResegGruSweepGrad"] > 0
   assert abs(sum(ops.values()) - profile["op_seconds_total"]) < 1e-9
