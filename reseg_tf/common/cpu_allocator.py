@@ -5,7 +5,7 @@ serves a block over 32 MB with fresh pages from the kernel and returns them
 on free. A CamVid train step allocates and frees several GB of such blocks
 (the ReNet maps, their gradients, the compiled sweep's saved gates), so
 each step faults in about a million new pages: on a 2-core AMD EPYC that was
-3 s of system time in a 6.3 s fp32 step. TensorFlow's own BFC (best fit with
+3.3 s of system time in a 6.8 s fp32 step. TensorFlow's own BFC (best fit with
 coalescing) allocator keeps the memory it has taken and reuses it; it is
 chosen by an environment variable that TensorFlow reads once, when it
 creates its CPU device, so `import reseg_tf` sets it before that happens
