@@ -159,8 +159,9 @@ def torch_runner(torch, torch_reseg, model, images, labels, void_class, bf16):
 
 def time_torch_alone(run, steps):
   """Median s/step of `steps` torch steps (after a warm-up) while nothing of
-  ours has run yet: in the round-robin, torch's step on the AMD EPYC with
-  AVX2 took longer than this (docs/performance.md)."""
+  ours has run yet: were it much shorter than torch's step in the rounds,
+  sharing the process with our steps would be slowing torch down (on the
+  AMD EPYC with AVX2 the two agreed: docs/performance.md)."""
   if not steps:
     return None
   seconds, _ = bench_output.median_time(lambda: run(1), warmup=1, repeats=steps)
@@ -204,7 +205,6 @@ def timing(torch, torch_reseg):
   ours = nets["ours fp32"]
   initial = torch_reseg.state_from_ours(ours)
   torch_fp32 = torch_reseg.build_from(ours)
-  torch_bf16 = copy.deepcopy(torch_fp32)
   void_class = ours.num_classes if ours.void_as_class else None
   x, y = torch.from_numpy(images), torch.from_numpy(labels)
   runners["torch fp32"] = torch_runner(torch, torch_reseg, torch_fp32, x, y,
@@ -213,8 +213,9 @@ def timing(torch, torch_reseg):
       torch_runner(torch, torch_reseg, copy.deepcopy(torch_fp32), x, y, void_class,
                    bf16=False), _TORCH_ALONE_STEPS.value)
   if _TORCH_BF16.value:
-    runners["torch bf16 autocast"] = torch_runner(torch, torch_reseg, torch_bf16,
-                                                  x, y, void_class, bf16=True)
+    runners["torch bf16 autocast"] = torch_runner(torch, torch_reseg,
+                                                  copy.deepcopy(torch_fp32), x, y,
+                                                  void_class, bf16=True)
   for name, run in runners.items():  # Warm-up (our compilation): one step each.
     start = time.perf_counter()
     first_losses[name] = run(1)
