@@ -55,6 +55,32 @@ class Conv1x1Test(tf.test.TestCase):
     self.assertAllClose(layer(x), expected, atol=1e-5)
 
 
+class HeadTest(tf.test.TestCase):
+
+  def test_pixel_list_head_equals_layer_by_layer_convolutions(self):
+    # Two upsampling layers with non-square blocks: the head's one placement
+    # of the blocks at the end must put every logit where
+    # conv2d_transpose -> ReLU -> conv2d_transpose -> ReLU -> 1x1 conv would.
+    net = model_lib.ReSeg(num_classes=3, use_vgg=False, renet_units=(4, 4),
+                          renet_patch_sizes=((2, 3), (2, 3)),
+                          upsample_filters=(6, 5), upsample_size=(2, 3))
+    for variable in net.trainable_variables:
+      variable.assign(tf.random.normal(variable.shape))
+    features = tf.random.normal([2, 3, 4, 8])  # What the ReNet layers would give.
+    x = features
+    for layer in net.upsample_layers:
+      b, h, w, _ = x.shape
+      x = tf.nn.relu(tf.nn.conv2d_transpose(
+          x, layer.w, output_shape=[b, 2 * h, 3 * w, layer.filters], strides=(2, 3),
+          padding="VALID") + layer.b)
+    expected = tf.nn.conv2d(x, net.classifier.w[None, None], 1, "VALID") + net.classifier.b
+    renet_layers, net.renet_layers = net.renet_layers, []  # The head past the ReNet.
+    logits = net.head(features, (12, 36))
+    net.renet_layers = renet_layers
+    self.assertEqual(logits.shape, [2, 12, 36, 3])
+    self.assertAllClose(logits, expected, atol=1e-4)
+
+
 class ReSegTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_camvid_shapes_and_parameter_counts(self):

@@ -87,18 +87,36 @@ def _glorot_uniform(shape, fan_in, fan_out):
   return tf.random.uniform(shape, -limit, limit, dtype=tf.float32)
 
 
+def blocks_to_space(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+  """`[B, H, W, (fh, fw, C)]` -> `[B, H * fh, W * fw, C]`: pixel `(h, w)`'s
+  channels, read as an `[fh, fw, C]` block, placed at `(h * fh, w * fw)`.
+
+  For square blocks `tf.nn.depth_to_space` does it (faster than a general
+  6-D transpose, docs/performance.md, and a builtin of TFLite and ONNX),
+  otherwise a reshape and transpose does.
+  """
+  fh, fw = size
+  if fh == fw:
+    return tf.nn.depth_to_space(x, fh)
+  b, h, w = (shapes.size(x, i) for i in range(3))
+  c = x.shape[-1] // (fh * fw)
+  x = tf.reshape(x, [b, h, w, fh, fw, c])
+  return tf.reshape(tf.transpose(x, [0, 1, 3, 2, 4, 5]), [b, h * fh, w * fw, c])
+
+
 class TransposedConv(tf.Module):
   """Transposed convolution whose stride equals its filter size, with ReLU.
 
-  Because the stride equals the filter size the output patches do not
-  overlap, so the layer is one matmul and a rearrangement: input pixel
-  `(h, w)` writes the `[fh, fw, F]` block at `(h * fh, w * fw)`. This equals
+  Because the stride equals the filter size the output blocks do not
+  overlap, so the layer is one matmul per pixel: input pixel `(h, w)` writes
+  the `[fh, fw, F]` block at `(h * fh, w * fw)`. This equals
   `tf.nn.conv2d_transpose(x, w, strides=(fh, fw), padding='VALID')` with
-  the same `w` (layout `[fh, fw, F, C]`), and compiles well under XLA. The
-  matmul writes each pixel's block as `fh * fw * F` channels; for square
-  blocks `tf.nn.depth_to_space` moves them into place (faster than a general
-  6-D transpose, docs/performance.md, and a builtin of TFLite and ONNX),
-  otherwise a reshape and transpose does.
+  the same `w` (layout `[fh, fw, F, C]`), and compiles well under XLA.
+
+  `pixel_blocks` is the layer on a list of pixels, the form `ReSeg.head`
+  chains: the bias and the ReLU act on each output pixel alone, so they are
+  applied before the blocks are placed (oneDNN fuses them into the matmul),
+  and the placement, a pure rearrangement, is left to the end of the head.
   """
 
   def __init__(self,
@@ -129,22 +147,25 @@ class TransposedConv(tf.Module):
           name="w")  # [fh, fw, F, C], the conv2d_transpose layout.
       self.b = tf.Variable(tf.zeros([filters]), name="b")
 
+  def pixel_blocks(self, pixels: tf.Tensor) -> tf.Tensor:
+    """`[N, C]` -> `[N * fh * fw, F]`: each pixel's output block, its rows in
+    `(pixel, i, j)` order, in the dtype of `pixels`."""
+    fh, fw = self.size
+    c = pixels.shape[-1]
+    kernel = tf.reshape(tf.transpose(tf.cast(self.w, pixels.dtype), [3, 0, 1, 2]),
+                        [c, fh * fw * self.filters])  # [C, (fh, fw, F)]
+    bias = tf.tile(tf.cast(self.b, pixels.dtype), [fh * fw])
+    y = tf.nn.bias_add(tf.matmul(pixels, kernel), bias)
+    if self.relu:
+      y = tf.nn.relu(y)
+    return tf.reshape(y, [-1, self.filters])
+
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
     """`[B, H, W, C]` -> `[B, H * fh, W * fw, F]`, in the dtype of `x`."""
     fh, fw = self.size
     b, h, w = (shapes.size(x, i) for i in range(3))
-    c = x.shape[-1]
-    kernel = tf.reshape(tf.transpose(tf.cast(self.w, x.dtype), [3, 0, 1, 2]),
-                        [c, fh * fw * self.filters])  # [C, (fh, fw, F)]
-    y = tf.reshape(tf.matmul(tf.reshape(x, [-1, c]), kernel),
-                   [b, h, w, fh * fw * self.filters])
-    if fh == fw:
-      y = tf.nn.depth_to_space(y, fh)  # [B, H*fh, W*fw, F]
-    else:
-      y = tf.reshape(y, [b, h, w, fh, fw, self.filters])
-      y = tf.reshape(tf.transpose(y, [0, 1, 3, 2, 4, 5]), [b, h * fh, w * fw, self.filters])
-    y = y + tf.cast(self.b, x.dtype)
-    return tf.nn.relu(y) if self.relu else y
+    y = self.pixel_blocks(tf.reshape(x, [-1, x.shape[-1]]))
+    return blocks_to_space(tf.reshape(y, [b, h, w, fh * fw * self.filters]), self.size)
 
 
 class Conv1x1(tf.Module):
@@ -161,9 +182,12 @@ class Conv1x1(tf.Module):
       self.b = tf.Variable(tf.zeros([outputs]), name="b")
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """`[B, H, W, C]` -> `[B, H, W, K]`, in the dtype of `x`."""
-    return (tf.einsum("bhwc,ck->bhwk", x, tf.cast(self.w, x.dtype)) +
-            tf.cast(self.b, x.dtype))
+    """`[..., C]` -> `[..., K]`, in the dtype of `x`."""
+    y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tf.cast(self.w, x.dtype)),
+                       tf.cast(self.b, x.dtype))
+    if x.shape.rank == 2:
+      return y
+    return tf.reshape(y, tf.concat([tf.shape(x)[:-1], [self.w.shape[-1]]], 0))
 
 
 class ReSeg(tf.Module):
@@ -335,9 +359,19 @@ class ReSeg(tf.Module):
     for layer in self.renet_layers:
       x = layer(x, lowering.sweep)  # [B, H'/S.., W'/S.., 2U]
     x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
+    # Every upsampling layer and the classifier act on each pixel alone, so
+    # they run on a list of pixels, each layer turning a pixel into its
+    # block, and the blocks are placed once, on the logits: the fewest
+    # channels to move (docs/performance.md).
+    b, h, w = (shapes.size(x, i) for i in range(3))
+    pixels = tf.reshape(x, [-1, x.shape[-1]])
     for layer in self.upsample_layers:
-      x = layer(x)
-    logits = self.classifier(x)  # [B, H', W', K(+1)]
+      pixels = layer.pixel_blocks(pixels)
+    pixels = self.classifier(pixels)  # [B * H'' * W'' * blocks, K(+1)]
+    blocks = math.prod(layer.size[0] * layer.size[1] for layer in self.upsample_layers)
+    logits = tf.reshape(pixels, [b, h, w, blocks * self.num_outputs])
+    for layer in self.upsample_layers:  # The first layer's block is outermost.
+      logits = blocks_to_space(logits, layer.size)  # [B, H', W', K(+1)] at the end.
     h, w = output_size[0], output_size[1]
     sh, sw = (scaled_size(s, self.input_scale) for s in (h, w))
     logits = tf.cast(logits[:, :sh, :sw, :], tf.float32)
