@@ -24,6 +24,13 @@ def write_json(path: str, results: dict) -> None:
   print(f"Wrote {path}")
 
 
+def one_value(tensor: tf.Tensor):
+  """One element of `tensor`, as a number: what a timed call returns so that
+  the time covers the op, not a copy of its whole output into numpy (for a
+  `[54000, 300]` product, 65 MB: more than the product itself takes)."""
+  return tf.reshape(tensor, [-1])[0].numpy()
+
+
 def median_time(fn, warmup: int, repeats: int):
   """`(median seconds, all times)` of `repeats` calls of `fn` after `warmup`."""
   for _ in range(warmup):

@@ -15,6 +15,7 @@ flags here, so any benchmark can import it).
 
 import time
 
+import bench_output
 import numpy as np
 import tensorflow as tf
 
@@ -48,11 +49,11 @@ _PROBE_CALLS = 4
 
 
 def _best_gflops(fn, x, flops, repeats):
-  fn(x).numpy()
+  bench_output.one_value(fn(x))
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    fn(x).numpy()
+    bench_output.one_value(fn(x))
     times.append(time.perf_counter() - start)
   return flops / min(times) / 1e9
 
@@ -92,9 +93,10 @@ def probe_runners():
   for dtype in _DTYPES:
     for kind, probe in _PROBES.items():
       fn, x = probe(dtype)
-      fn(x).numpy()  # Traced and warmed outside the timed rounds.
+      bench_output.one_value(fn(x))  # Traced and warmed outside the timed rounds.
       runners[f"floor {dtype} {kind}"] = (
-          lambda steps, fn=fn, x=x: [fn(x).numpy() for _ in range(steps * _PROBE_CALLS)][-1].size)
+          lambda steps, fn=fn, x=x: [bench_output.one_value(fn(x))
+                                     for _ in range(steps * _PROBE_CALLS)][-1])
   return runners
 
 

@@ -127,9 +127,13 @@ def run_at_once(**commands) -> dict:
 
 
 def benchmark_module(name: str):
-  """benchmarks/<name>.py, imported (benchmarks/ is not a package)."""
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(ROOT, "benchmarks", f"{name}.py"))
+  """benchmarks/<name>.py, imported (benchmarks/ is not a package); its
+  folder joins `sys.path` first, as when the script runs, since the
+  benchmarks import their neighbours (`bench_output`, `flop_floor`)."""
+  folder = os.path.join(ROOT, "benchmarks")
+  if folder not in sys.path:
+    sys.path.append(folder)
+  spec = importlib.util.spec_from_file_location(name, os.path.join(folder, f"{name}.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
