@@ -31,6 +31,17 @@ def one_value(tensor: tf.Tensor):
   return tf.reshape(tensor, [-1])[0].numpy()
 
 
+def busy_seconds(intervals) -> float:
+  """Seconds during which at least one of `intervals` (`(start, end)` pairs,
+  in seconds) runs: their union's length."""
+  total, reach = 0.0, float("-inf")
+  for start, end in sorted(intervals):
+    if end > reach:
+      total += end - max(start, reach)
+      reach = end
+  return total
+
+
 def median_time(fn, warmup: int, repeats: int):
   """`(median seconds, all times)` of `repeats` calls of `fn` after `warmup`."""
   for _ in range(warmup):

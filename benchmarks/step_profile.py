@@ -12,7 +12,10 @@ by op type (`_MklNativeFusedConv2D` is VGG's convolutions, `_MklMatMul` the
 ReNet input projections and the head, `ResegGruSweep` / `ResegGruSweepGrad`
 the recurrences, `Cast` the conversions to and from bfloat16, ...). Op
 times are summed over threads, so with two threads they add up to more than
-the wall time; read them as shares. Writes JSON to --output.
+the wall time; read them as shares. Beside each, its busy time: the wall
+time while at least one op of the type ran, which does not count twice the
+ops that run at once (a projection's input and weight gradients), each
+slowed by the other. Writes JSON to --output.
 """
 
 import collections
@@ -43,10 +46,16 @@ flags.FLAGS.set_default("output", os.path.join(
     "step_profile.json"))
 
 
-def op_seconds(logdir: str) -> collections.Counter:
-  """Seconds per op type in the profile written to `logdir`: the events of
-  TensorFlow's executor threads, named `<op name>:<op type>`."""
+def op_seconds(logdir: str):
+  """`(op seconds, busy seconds)` per op type in the profile written to
+  `logdir`, from the events of TensorFlow's executor threads, named
+  `<op name>:<op type>`. Op seconds add every op's duration; busy seconds
+  count the wall time during which at least one op of the type ran, since
+  the executor runs independent ops at once (a projection's input and
+  weight gradients, each on both cores), and each then takes longer than
+  alone."""
   seconds = collections.Counter()
+  intervals = collections.defaultdict(list)
   for path in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
@@ -58,8 +67,11 @@ def op_seconds(logdir: str) -> collections.Counter:
         for event in line.events:
           name = plane.event_metadata[event.metadata_id].name
           if ":" in name and "::" not in name:  # Ops, not the executor's own regions.
-            seconds[name.rsplit(":", 1)[1]] += event.duration_ps * 1e-12
-  return seconds
+            op_type = name.rsplit(":", 1)[1]
+            start = line.timestamp_ns * 1e-9 + event.offset_ps * 1e-12
+            seconds[op_type] += event.duration_ps * 1e-12
+            intervals[op_type].append((start, start + event.duration_ps * 1e-12))
+  return seconds, {op: bench_output.busy_seconds(spans) for op, spans in intervals.items()}
 
 
 def profile(dtype: str) -> dict:
@@ -76,10 +88,11 @@ def profile(dtype: str) -> dict:
     float(loop(iterator, tf.constant(_STEPS.value)))
     wall = (time.perf_counter() - start) / _STEPS.value
     tf.profiler.experimental.stop()
-    seconds = op_seconds(logdir)
+    seconds, busy = op_seconds(logdir)
   per_step = {op: s / _STEPS.value for op, s in seconds.most_common()}
   return {"step_seconds": wall, "op_seconds_per_step": per_step,
-          "op_seconds_total": sum(per_step.values())}
+          "op_seconds_total": sum(per_step.values()),
+          "busy_seconds_per_step": {op: busy[op] / _STEPS.value for op in per_step}}
 
 
 def main(argv):
@@ -94,9 +107,11 @@ def main(argv):
     result = results[dtype] = profile(dtype)
     total = result["op_seconds_total"]
     print(f"\n{dtype}: {result['step_seconds']:.3f} s/step (profiled), op time "
-          f"{total:.3f} s/step summed over threads")
+          f"{total:.3f} s/step summed over threads; busy: the wall time while "
+          "at least one op of the type ran")
     for op, s in list(result["op_seconds_per_step"].items())[:_TOP.value]:
-      print(f"  {s:7.3f} s  {100 * s / total:4.1f}%  {op}")
+      busy = result["busy_seconds_per_step"][op]
+      print(f"  {s:7.3f} s  {100 * s / total:4.1f}%  busy {busy:6.3f} s  {op}")
   bench_output.write_json(flags.FLAGS.output, results)
 
 

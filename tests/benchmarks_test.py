@@ -159,3 +159,15 @@ def test_step_profile_benchmark_sums_op_times_by_type(tmp_path):
   if compiled_sweep.available():
     assert ops["ResegGruSweep"] > 0 and ops["ResegGruSweepGrad"] > 0
   assert abs(sum(ops.values()) - profile["op_seconds_total"]) < 1e-9
+  busy = profile["busy_seconds_per_step"]
+  assert set(busy) == set(ops)
+  assert all(0 < busy[op] <= ops[op] + 1e-9 for op in ops if ops[op] > 0)
+  assert sum(busy.values()) <= profile["step_seconds"] * 1.5  # One step, few overlaps.
+
+
+def test_busy_seconds_is_the_length_of_the_intervals_union():
+  bench_output = fixtures.benchmark_module("bench_output")
+  # [0, 3) and [1, 2) overlap; [2.5, 4) extends the first; [5, 6) is apart.
+  assert bench_output.busy_seconds([(1, 2), (0, 3), (5, 6), (2.5, 4)]) == 5
+  assert bench_output.busy_seconds([]) == 0
+  assert bench_output.busy_seconds([(0, 1), (1, 2)]) == 2
