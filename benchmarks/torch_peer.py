@@ -261,10 +261,10 @@ def timing(torch, torch_reseg):
   ratios = {"ours fp32 / torch fp32": seconds["ours fp32"] / seconds["torch fp32"]}
   if torch_alone:
     ratios["ours fp32 / torch fp32 alone"] = seconds["ours fp32"] / torch_alone
-  for ours in ("ours fp32", "ours bf16"):
-    if ours in seconds and "torch bf16 autocast" in seconds:
-      ratios[f"{ours} / torch bf16 autocast"] = (
-          seconds[ours] / seconds["torch bf16 autocast"])
+  for name in ("ours fp32", "ours bf16"):
+    if name in seconds and "torch bf16 autocast" in seconds:
+      ratios[f"{name} / torch bf16 autocast"] = (
+          seconds[name] / seconds["torch bf16 autocast"])
   if "ours bf16" in seconds:
     ratios["ours bf16 speed-up over ours fp32"] = seconds["ours fp32"] / seconds["ours bf16"]
   for name in ("ours fp32", "ours bf16"):

@@ -363,13 +363,13 @@ class ReSeg(tf.Module):
     # they run on a list of pixels, each layer turning a pixel into its
     # block, and the blocks are placed once, on the logits: the fewest
     # channels to move (docs/performance.md).
-    b, h, w = (shapes.size(x, i) for i in range(3))
+    batch, grid_h, grid_w = (shapes.size(x, i) for i in range(3))
     pixels = tf.reshape(x, [-1, x.shape[-1]])
     for layer in self.upsample_layers:
       pixels = layer.pixel_blocks(pixels)
     pixels = self.classifier(pixels)  # [B * H'' * W'' * blocks, K(+1)]
     blocks = math.prod(layer.size[0] * layer.size[1] for layer in self.upsample_layers)
-    logits = tf.reshape(pixels, [b, h, w, blocks * self.num_outputs])
+    logits = tf.reshape(pixels, [batch, grid_h, grid_w, blocks * self.num_outputs])
     for layer in self.upsample_layers:  # The first layer's block is outermost.
       logits = blocks_to_space(logits, layer.size)  # [B, H', W', K(+1)] at the end.
     h, w = output_size[0], output_size[1]
