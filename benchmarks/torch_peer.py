@@ -227,7 +227,7 @@ def timing(torch, torch_reseg):
   ours_front_end = tf.function(ours.features)
   tf_images = tf.constant(images)
   runners[OURS_FRONT_END] = lambda steps: [
-      ours_front_end(tf_images).numpy() for _ in range(steps)][-1].size
+      bench_output.one_value(ours_front_end(tf_images)) for _ in range(steps)][-1]
   runners[TORCH_FRONT_END] = lambda steps: [
       _torch_features(torch, torch_fp32, x) for _ in range(steps)][-1]
   for name in (OURS_FRONT_END, TORCH_FRONT_END):
