@@ -83,6 +83,16 @@ class GinModelTest(EmptyGinConfig, tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(_count(configurables.ReSeg().trainable_variables),
                      expected)
 
+  @parameterized.named_parameters(
+      ("deeper", "camvid_holdout_deeper_crops.gin", 1_077_861),
+      ("wider", "camvid_holdout_wider_crops.gin", 1_777_861))
+  def test_parameter_counts_stated_in_training_gin_files(self, name, expected):
+    # CamVid without VGG: 776,661 trainable parameters in two ReNet layers.
+    gin.parse_config_files_and_bindings(
+        [os.path.join(os.path.dirname(GIN_DIR), name)], [])
+    self.assertEqual(_count(configurables.ReSeg().trainable_variables),
+                     expected)
+
   def test_dtypes_can_be_given_as_strings(self):
     self._parse("horse_no_vgg.gin",
                 TINY_BINDINGS + ["ReSeg.compute_dtype = 'bfloat16'"])
