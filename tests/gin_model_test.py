@@ -73,23 +73,18 @@ class GinModelTest(EmptyGinConfig, tf.test.TestCase, parameterized.TestCase):
                      1_735_488)
 
   @parameterized.named_parameters(
-      ("camvid_paper", "camvid_paper.gin", 806_712),
-      ("horse", "horse.gin", 669_912 - 10 * 51),
-      ("horse_no_vgg", "horse_no_vgg.gin", 776_202),
-      ("flowers", "flowers.gin", 669_912 - 10 * 51))
-  def test_parameter_counts_stated_in_gin_files(self, name, expected):
+      ("camvid_paper", "model/camvid_paper.gin", 806_712),
+      ("horse", "model/horse.gin", 669_912 - 10 * 51),
+      ("horse_no_vgg", "model/horse_no_vgg.gin", 776_202),
+      ("flowers", "model/flowers.gin", 669_912 - 10 * 51),
+      # CamVid without VGG: 776,661 in two ReNet layers of 100 units.
+      ("camvid_deeper", "camvid_holdout_deeper_crops.gin", 1_077_861),
+      ("camvid_wider", "camvid_holdout_wider_crops.gin", 1_777_861))
+  def test_parameter_counts_stated_in_gin_files(self, path, expected):
     # horse/flowers: the classifier has 2 outputs instead of 12, 51 each.
-    self._parse(name, ["ReSeg.vgg_weights = 'random'"])
-    self.assertEqual(_count(configurables.ReSeg().trainable_variables),
-                     expected)
-
-  @parameterized.named_parameters(
-      ("deeper", "camvid_holdout_deeper_crops.gin", 1_077_861),
-      ("wider", "camvid_holdout_wider_crops.gin", 1_777_861))
-  def test_parameter_counts_stated_in_training_gin_files(self, name, expected):
-    # CamVid without VGG: 776,661 trainable parameters in two ReNet layers.
     gin.parse_config_files_and_bindings(
-        [os.path.join(os.path.dirname(GIN_DIR), name)], [])
+        [os.path.join(os.path.dirname(GIN_DIR), path)],
+        ["ReSeg.vgg_weights = 'random'"])
     self.assertEqual(_count(configurables.ReSeg().trainable_variables),
                      expected)
 

@@ -1,6 +1,7 @@
 """The trainer end to end on small synthetic records (random init, CPU)."""
 
 import glob
+import inspect
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from reseg_tf.common import machine
 from reseg_tf.common.errors import InputError
 from reseg_tf.data import eval_pipeline
 from reseg_tf.evaluation import metrics, summaries
+from reseg_tf.model import reseg as model_lib
 from reseg_tf.training import trainer
 from tests import fixtures
 
@@ -219,12 +221,15 @@ def model_weights(checkpoint):
           if name.startswith("model/")}
 
 
-def _renet_depth():
-  """The number of ReNet layers the parsed gin files configure."""
+def _tiny_renet_units():
+  """Tiny `ReSeg.renet_units` for as many ReNet layers as the parsed gin
+  files configure."""
   try:
-    return len(gin.query_parameter("ReSeg.renet_patch_sizes"))
-  except ValueError:  # Not bound: ReSeg's default, two layers.
-    return 2
+    patch_sizes = gin.query_parameter("ReSeg.renet_patch_sizes")
+  except ValueError:  # Not bound: ReSeg's default.
+    patch_sizes = inspect.signature(
+        model_lib.ReSeg).parameters["renet_patch_sizes"].default
+  return (4,) + (3,) * (len(patch_sizes) - 1)
 
 
 class GinFilesTest(tf.test.TestCase):
@@ -234,8 +239,8 @@ class GinFilesTest(tf.test.TestCase):
       with self.subTest(os.path.basename(path)):
         gin.clear_config()
         gin.parse_config_files_and_bindings([path], ["ReSeg.vgg_weights = 'random'"])
-        with gin.unlock_config():  # Tiny ReNet layers, as many as the file has.
-          gin.bind_parameter("ReSeg.renet_units", (4, 3, 3)[:_renet_depth()])
+        with gin.unlock_config():
+          gin.bind_parameter("ReSeg.renet_units", _tiny_renet_units())
           if gin.query_parameter("ReSeg.num_classes") is None:  # From the records.
             gin.bind_parameter("ReSeg.num_classes", 3)
         model = configurables.ReSeg()
