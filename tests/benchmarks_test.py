@@ -171,3 +171,48 @@ def test_busy_seconds_is_the_length_of_the_intervals_union():
   assert bench_output.busy_seconds([(1, 2), (0, 3), (5, 6), (2.5, 4)]) == 5
   assert bench_output.busy_seconds([]) == 0
   assert bench_output.busy_seconds([(0, 1), (1, 2)]) == 2
+
+
+def test_ensemble_benchmark_runs_and_scores_each_member_as_evaluate_does(tmp_path):
+  import shutil
+
+  import tensorflow as tf
+
+  from reseg_tf import configurables
+  from reseg_tf.evaluation import evaluator
+
+  records, run, _ = fixtures.train_tiny_run(str(tmp_path))
+  # A second member: the same run four steps earlier (its ckpt-4 as latest).
+  earlier = str(tmp_path / "earlier")
+  shutil.copytree(run, earlier)
+  checkpoints = f"{earlier}/checkpoints"
+  tf.compat.v1.train.update_checkpoint_state(checkpoints, f"{checkpoints}/ckpt-4")
+  output = tmp_path / "ensemble.json"
+  result = fixtures.run_script("benchmarks/ensemble.py", f"--models={run},{earlier}",
+                               f"--records_dir={records}", "--split=val",
+                               f"--output={output}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(output.read_text())
+  assert set(out["groups"]) == {"run", "earlier", "run+earlier"}
+  assert out["members"]["earlier"].endswith("ckpt-4")
+  for name, path in (("run", run), ("earlier", earlier)):
+    alone = evaluator.evaluate(configurables.load_run(path, "latest").model, records, "val",
+                               batch_size=5, log=lambda _: None)
+    assert out["groups"][name]["per_class_iou"] == pytest.approx(alone["per_class_iou"])
+    assert out["groups"][name]["global_accuracy"] == pytest.approx(alone["global_accuracy"])
+
+
+def test_ensemble_groups_are_scored_on_their_members_averaged_probabilities():
+  ensemble = fixtures.benchmark_module("ensemble")
+  # One batch of one 1x4 image, 2 classes; the last pixel is void (255).
+  batches = [{"label": np.array([[[0, 1, 1, 255]]]), "mask": np.array([True])}]
+  confident = [np.array([[[[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [1, 0]]]], np.float16)]
+  unsure = [np.array([[[[0.4, 0.6], [0.1, 0.9], [0.45, 0.55], [0, 1]]]], np.float16)]
+  # Alone, `confident` gets pixels 0 and 2 right (IoU: class 0 1/2, class 1
+  # 1/2), `unsure` pixels 1 and 2 (class 0 0/1, class 1 2/3). Averaged:
+  # (0.65, 0.35), (0.35, 0.65), (0.325, 0.675): all three right.
+  def iou(members):
+    return ensemble.group_scores(members, batches, 2, ["a", "b"])["per_class_iou"]
+  assert iou([confident]) == pytest.approx([0.5, 0.5])
+  assert iou([unsure]) == pytest.approx([0.0, 2 / 3])
+  assert iou([confident, unsure]) == pytest.approx([1.0, 1.0])
