@@ -35,26 +35,30 @@ from reseg_tf.data import eval_pipeline, records
 from reseg_tf.evaluation import metrics
 from reseg_tf.model import test_time_augmentation as tta
 
-_MODELS = flags.DEFINE_list(
-    "models", None, "Comma-separated members: training runs' folders or published "
-    "models' names.", required=True)
-_GROUPS = flags.DEFINE_list(
-    "groups", [], "Further groups to score besides each member alone and all "
-    "together, e.g. 'a+b' (members by their printed names).")
-_SPLIT = flags.DEFINE_string("split", "val", "The split to score.")
-_RECORDS_DIR = flags.DEFINE_string(
-    "records_dir", None, "Records to read. Default: the first member's own.")
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "latest", "For runs: 'latest', 'best' or a checkpoint path.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 5, "Images per step.")
-_OUTPUT = flags.DEFINE_string("output", "benchmarks/results/ensemble.json",
-                              "JSON output.")
+FLAGS = flags.FLAGS
 
 
-def restore(member: str):
-  """A run's folder (it holds checkpoints) or a published model's name."""
+def define_flags():
+  """The script's flags, defined only when it runs: the tests import its
+  functions into processes whose other modules parse flags of their own."""
+  flags.DEFINE_list("models", [], "Comma-separated members: training runs' folders or "
+                    "published models' names. Required.")
+  flags.DEFINE_list("groups", [], "Further groups to score besides each member alone "
+                    "and all together, e.g. 'a+b' (members by their printed names).")
+  flags.DEFINE_string("split", "val", "The split to score.")
+  flags.DEFINE_string("records_dir", None,
+                      "Records to read. Default: the first member's own.")
+  flags.DEFINE_string("checkpoint", "latest",
+                      "For runs: 'latest', 'best' or a checkpoint path.")
+  flags.DEFINE_integer("batch_size", 5, "Images per step.")
+  flags.DEFINE_string("output", "benchmarks/results/ensemble.json", "JSON output.")
+
+
+def restore(member: str, checkpoint: str):
+  """A run's folder (it holds checkpoints; at `checkpoint`) or a published
+  model's name."""
   if os.path.isdir(os.path.join(member, "checkpoints")):
-    return configurables.load_run(member, _CHECKPOINT.value)
+    return configurables.load_run(member, checkpoint)
   return configurables.load_published(member)
 
 
@@ -78,18 +82,20 @@ def group_scores(members: list, batches: list, num_classes: int, class_names) ->
 
 def main(argv):
   del argv
-  restored = [restore(member) for member in _MODELS.value]
+  if not FLAGS.models:
+    raise app.UsageError("give --models: runs' folders or published models' names")
+  restored = [restore(member, FLAGS.checkpoint) for member in FLAGS.models]
   names = [r.name for r in restored]
-  records_dir = _RECORDS_DIR.value or restored[0].records_dir
+  records_dir = FLAGS.records_dir or restored[0].records_dir
   metadata = records.load_metadata(records_dir)
-  dataset = list(eval_pipeline.make_eval_dataset(records_dir, _SPLIT.value,
-                                                 _BATCH_SIZE.value))
+  dataset = list(eval_pipeline.make_eval_dataset(records_dir, FLAGS.split,
+                                                 FLAGS.batch_size))
   batches = [{"label": b["label"].numpy(), "mask": b["mask"].numpy()} for b in dataset]
   probabilities = {}
   for name, r in zip(names, restored):
-    print(f"{name}: {r.checkpoint} on {records_dir}/{_SPLIT.value}", flush=True)
+    print(f"{name}: {r.checkpoint} on {records_dir}/{FLAGS.split}", flush=True)
     probabilities[name] = member_probabilities(r.model, dataset)
-  groups = [[name] for name in names] + [g.split("+") for g in _GROUPS.value] + [names]
+  groups = [[name] for name in names] + [g.split("+") for g in FLAGS.groups] + [names]
   results = {}
   for group in groups:
     unknown = set(group) - set(probabilities)
@@ -101,10 +107,11 @@ def main(argv):
     print(f"{'+'.join(group)}: mean IoU {100 * scores['mean_iou']:.1f}, global "
           f"{100 * scores['global_accuracy']:.1f}, class average "
           f"{100 * scores['class_average_accuracy']:.1f}")
-  bench_output.write_json(_OUTPUT.value, {
-      "split": _SPLIT.value, "records_dir": records_dir, "cpu": machine.cpu_model(),
+  bench_output.write_json(FLAGS.output, {
+      "split": FLAGS.split, "records_dir": records_dir, "cpu": machine.cpu_model(),
       "members": {n: r.checkpoint for n, r in zip(names, restored)}, "groups": results})
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
