@@ -86,6 +86,9 @@ def main(argv):
     raise app.UsageError("give --models: runs' folders or published models' names")
   restored = [restore(member, FLAGS.checkpoint) for member in FLAGS.models]
   names = [r.name for r in restored]
+  if len(set(names)) < len(names):
+    raise app.UsageError(f"two members share a name ({names}): the groups could not "
+                         "tell them apart; give folders of different names")
   records_dir = FLAGS.records_dir or restored[0].records_dir
   metadata = records.load_metadata(records_dir)
   dataset = list(eval_pipeline.make_eval_dataset(records_dir, FLAGS.split,
