@@ -22,8 +22,6 @@ Memory: images x height x width x classes x 2 bytes per member (CamVid's
 101 held-out frames: 0.4 GB).
 """
 
-import os
-
 import bench_output
 import numpy as np
 import tensorflow as tf
@@ -54,14 +52,6 @@ def define_flags():
   flags.DEFINE_string("output", "benchmarks/results/ensemble.json", "JSON output.")
 
 
-def restore(member: str, checkpoint: str):
-  """A run's folder (it holds checkpoints; at `checkpoint`) or a published
-  model's name."""
-  if os.path.isdir(os.path.join(member, "checkpoints")):
-    return configurables.load_run(member, checkpoint)
-  return configurables.load_published(member)
-
-
 def member_probabilities(model, dataset) -> list:
   """float16 `[B, H, W, K]` real-class probabilities per batch."""
   probabilities = tf.function(lambda images: tta.probabilities(model, images, model.num_classes),
@@ -84,7 +74,8 @@ def main(argv):
   del argv
   if not FLAGS.models:
     raise app.UsageError("give --models: runs' folders or published models' names")
-  restored = [restore(member, FLAGS.checkpoint) for member in FLAGS.models]
+  restored = [configurables.load_run_or_published(member, FLAGS.checkpoint)
+              for member in FLAGS.models]
   names = [r.name for r in restored]
   if len(set(names)) < len(names):
     raise app.UsageError(f"two members share a name ({names}): the groups could not "

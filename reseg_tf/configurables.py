@@ -194,6 +194,20 @@ def load_published(name: str, gin_files: Sequence[str] = (),
   return restore.restore_published(spec, folder)
 
 
+def load_run_or_published(name_or_path: str, checkpoint: str = "best",
+                          gin_bindings: Sequence[str] = ()) -> restore.Restored:
+  """`load_run` of a training run's folder (it holds the run's operative
+  config), at `checkpoint`; else `load_published` of a published model's
+  name or folder.
+
+  Raises:
+    InputError: as `load_run` or `load_published`.
+  """
+  if os.path.exists(os.path.join(name_or_path, run_files.OPERATIVE_CONFIG)):
+    return load_run(name_or_path, checkpoint, gin_bindings=gin_bindings)
+  return load_published(name_or_path, gin_bindings=gin_bindings)
+
+
 def _bind_num_classes_from_records(required: bool):
   """Binds `ReSeg.num_classes` to `num_classes` of `train.records_dir`'s
   metadata.json when the configuration leaves it unbound or binds None.

@@ -30,7 +30,7 @@ import tensorflow as tf
 from PIL import Image
 
 from reseg_tf import configurables
-from reseg_tf.common import image_files, run_files
+from reseg_tf.common import image_files
 from reseg_tf.common.errors import ResegError
 from reseg_tf.evaluation import summaries
 from reseg_tf.model import lowering
@@ -181,10 +181,7 @@ def load_model(name_or_path: Union[str, os.PathLike], *, checkpoint: str = "best
     return SegmentationModel(segmenter_lib.load_saved_model(path),
                              _export_name(path))
   bindings = [f"ReSeg.compute_dtype = '{compute_dtype}'"] if compute_dtype else []
-  if os.path.exists(os.path.join(path, run_files.OPERATIVE_CONFIG)):
-    restored = configurables.load_run(path, checkpoint, gin_bindings=bindings)
-  else:
-    restored = configurables.load_published(path, gin_bindings=bindings)
+  restored = configurables.load_run_or_published(path, checkpoint, gin_bindings=bindings)
   return from_restored(restored, augmentation=augmentation)
 
 
