@@ -79,7 +79,9 @@ class GinModelTest(EmptyGinConfig, tf.test.TestCase, parameterized.TestCase):
       ("flowers", "model/flowers.gin", 669_912 - 10 * 51),
       # CamVid without VGG: 776,661 in two ReNet layers of 100 units.
       ("camvid_deeper", "camvid_holdout_deeper_crops.gin", 1_077_861),
-      ("camvid_wider", "camvid_holdout_wider_crops.gin", 1_777_861))
+      ("camvid_wider", "camvid_holdout_wider_crops.gin", 1_777_861),
+      ("camvid_stem", "camvid_holdout_stem_crops.gin", 821_605),
+      ("flowers_stem", "flowers_no_vgg_stem.gin", 821_146))
   def test_parameter_counts_stated_in_gin_files(self, path, expected):
     # horse/flowers: the classifier has 2 outputs instead of 12, 51 each.
     gin.parse_config_files_and_bindings(

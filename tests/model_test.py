@@ -237,6 +237,74 @@ class ReSegTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(all(v.dtype == tf.float32 for v in net.variables))
 
 
+class StemTest(tf.test.TestCase):
+  """`stem_filters`: trained 3x3 convolutions between the pixels and ReNet."""
+
+  def test_stem_is_a_chain_of_same_padded_convolutions_with_relu(self):
+    net = model_lib.ReSeg(num_classes=2, stem_filters=(5, 4), **TINY_NO_VGG)
+    x = tf.random.uniform([2, 9, 11, 3], -0.5, 0.5)
+    expected = x
+    for conv in net.stem:
+      layer = tf.keras.layers.Conv2D(conv.w.shape[-1], 3, padding="same",
+                                     activation="relu")
+      layer.build(expected.shape)
+      layer.set_weights([conv.w.numpy(), conv.b.numpy() + 0.1])
+      conv.b.assign(conv.b + 0.1)
+      expected = layer(expected)
+    got = x
+    for conv in net.stem:
+      got = conv(got)
+    self.assertEqual(got.shape, (2, 9, 11, 4))
+    self.assertAllClose(got, expected, atol=1e-5)
+
+  def test_stem_output_feeds_the_first_renet_layer(self):
+    # A stem of one layer with kernel [I, -I] at the centre tap gives
+    # [relu(x), relu(-x)]; a first ReNet layer reading it with input weights
+    # [W; -W] (per patch pixel) sees W x, as the stem-less network does.
+    plain = model_lib.ReSeg(num_classes=3, bidirectional_mode="independent", **TINY_NO_VGG)
+    stemmed = model_lib.ReSeg(num_classes=3, bidirectional_mode="independent",
+                              stem_filters=(6,), **TINY_NO_VGG)
+    kernel = np.zeros([3, 3, 3, 6], np.float32)
+    kernel[1, 1] = np.concatenate([np.eye(3), -np.eye(3)], axis=1)
+    stemmed.stem[0].w.assign(kernel)
+    others = [v for v in stemmed.variables if "stem" not in v.name]
+    self.assertLen(others, len(plain.variables))
+    widened = 0
+    for mine, theirs in zip(others, plain.variables):
+      self.assertEqual(mine.name, theirs.name)
+      value = theirs.numpy()
+      if mine.shape != theirs.shape:  # The input weights of renet0's first sweep.
+        value = value.reshape([4, 3, -1])  # [patch pixels (2x2), C, gates]
+        value = np.concatenate([value, -value], axis=1).reshape(mine.shape)
+        widened += 1
+      mine.assign(value)
+    self.assertEqual(widened, 2)  # Forward and backward directions.
+    images = tf.random.uniform([2, 12, 17, 3], 0, 255)
+    self.assertAllClose(stemmed(images), plain(images), atol=1e-5)
+
+  def test_he_normal_initial_scale(self):
+    net = model_lib.ReSeg(num_classes=2, stem_filters=(64, 64), **TINY_NO_VGG)
+    for conv, fan_in in zip(net.stem, (27, 576)):
+      self.assertAllClose(np.std(conv.w.numpy()), np.sqrt(2.0 / fan_in), rtol=0.1)
+      self.assertTrue(conv.w.trainable)
+
+  def test_stem_parameters_and_gradients(self):
+    net = model_lib.ReSeg(num_classes=2, stem_filters=(5,), **TINY_NO_VGG)
+    plain = model_lib.ReSeg(num_classes=2, **TINY_NO_VGG)
+    # The stem's kernel and bias; renet0 reads 2x2x5 instead of 2x2x3 values.
+    self.assertEqual(_count(net.trainable_variables) - _count(plain.trainable_variables),
+                     3 * 3 * 3 * 5 + 5 + 3 * (2 * 2 * (5 - 3) * 4))
+    features = net.features(tf.random.uniform([1, 8, 12, 3], 0, 255))
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(tf.square(net.head(features, (8, 12))))
+    for grad in tape.gradient(loss, [c.w for c in net.stem]):
+      self.assertGreater(float(tf.reduce_sum(tf.abs(grad))), 0.0)
+
+  def test_stem_with_vgg_is_an_error(self):
+    with self.assertRaisesRegex(ValueError, "stem_filters .* without VGG"):
+      model_lib.ReSeg(num_classes=2, stem_filters=(8,), **TINY)
+
+
 class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
   """`input_scale`: the network sees a resized image, logits come back."""
 

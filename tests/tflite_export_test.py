@@ -49,8 +49,8 @@ class FixedSizeLoweringTest(tf.test.TestCase):
     self.assertAllClose(got, expected, atol=2e-5, rtol=1e-5)
     return model, images, expected
 
-  def test_no_vgg_patches_a_size_off_the_stride_and_an_upscaled_input(self):
-    self.check((17, 23), num_classes=3, use_vgg=False, renet_units=(6, 5),
+  def test_no_vgg_patches_a_size_off_the_stride_an_upscaled_input_and_a_stem(self):
+    self.check((17, 23), num_classes=3, use_vgg=False, stem_filters=(4,), renet_units=(6, 5),
                renet_patch_sizes=((2, 2), (2, 2)), upsample_filters=(4, 4),
                renet_init="orthogonal", input_scale=1.5)
 

@@ -23,7 +23,9 @@ not published): the ReNet stack reads the preprocessed image itself, scaled by
 1/255 so the values lie in about [-0.5, 0.5] (raw 0..255 values would saturate
 GRUs initialised N(0, 0.1)). ReNet patches then do the downsampling, e.g. 2x2
 in two layers for a stride of 4, undone by two 2x2 transposed convolutions
-(see gin/model/horse_no_vgg.gin).
+(see gin/model/horse_no_vgg.gin). `stem_filters` (ours) puts a few trained
+3x3 convolutions between those pixels and the ReNet stack, a small learned
+stand-in for the VGG layers whose ImageNet weights such runs cannot load.
 
 `input_scale` != 1 (ours, not the paper's) runs the network on a bilinearly
 resized image and resizes the logits back to the input size: losses,
@@ -80,6 +82,11 @@ def resize_matrix(size: int, new_size: int) -> tf.Tensor:
   # Made here, a Const of the traced graph: an eager tensor would be a
   # captured input, which tf2onnx turns into an input of the ONNX model.
   return tf.constant(matrix)
+
+
+def _he_normal(shape, fan_in):
+  """He et al. 2015: keeps the scale of the inputs through a ReLU."""
+  return tf.random.normal(shape, stddev=math.sqrt(2.0 / fan_in), dtype=tf.float32)
 
 
 def _glorot_uniform(shape, fan_in, fan_out):
@@ -214,6 +221,7 @@ class ReSeg(tf.Module):
                compute_dtype: Union[str, tf.DType] = tf.float32,
                vgg_compute_dtype: Union[str, tf.DType] = tf.float32,
                input_scale: float = 1.0,
+               stem_filters: Sequence[int] = (),
                name: Optional[str] = "reseg"):
     """Creates every variable.
 
@@ -242,6 +250,11 @@ class ReSeg(tf.Module):
       input_scale: run the network on the image resized by this factor
         (0 < scale <= MAX_INPUT_SCALE; 1, the paper, resizes nothing) and
         resize the logits back to the input size.
+      stem_filters: without VGG, the filters of 3x3 convolutions with ReLU
+        (`vgg.Conv3x3`, He-normal weights, trained) that read the scaled
+        pixels before the first ReNet layer: a learned local front end for
+        runs that cannot load ImageNet weights (ours, not the paper's).
+        Empty (the default): the ReNet stack reads the pixels themselves.
       name: module name.
 
     Raises:
@@ -253,6 +266,10 @@ class ReSeg(tf.Module):
       raise ValueError(
           f"renet_units {tuple(renet_units)} and renet_patch_sizes "
           f"{tuple(renet_patch_sizes)} must have the same length.")
+    if use_vgg and stem_filters:
+      raise ValueError(
+          f"stem_filters {tuple(stem_filters)} is for ReSeg without VGG "
+          "(use_vgg=False); the VGG front end already reads the pixels.")
     if not 0.0 < input_scale <= MAX_INPUT_SCALE:
       raise ValueError(f"input_scale must be in (0, {MAX_INPUT_SCALE}], got {input_scale}.")
     self.input_scale = float(input_scale)
@@ -279,6 +296,12 @@ class ReSeg(tf.Module):
                                       compute_dtype=vgg_compute_dtype)
                   if use_vgg else None)
       channels = vgg_lib.OUTPUT_CHANNELS if use_vgg else 3
+      self.stem = []
+      for i, filters in enumerate(stem_filters):
+        self.stem.append(vgg_lib.Conv3x3(
+            _he_normal([3, 3, channels, int(filters)], fan_in=9 * channels),
+            tf.zeros([int(filters)]), trainable=True, name=f"stem{i}"))
+        channels = int(filters)
       self.renet_layers = []
       for i, (units, patch) in enumerate(zip(renet_units, renet_patch_sizes)):
         layer = renet.ReNetLayer(
@@ -345,7 +368,7 @@ class ReSeg(tf.Module):
   def head(self, features: tf.Tensor,
            output_size: Union[Tuple[int, int], tf.Tensor],
            lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
-    """The trainable part: ReNet, upsampling, classifier, crop.
+    """The trainable part: the stem (if any), ReNet, upsampling, classifier, crop.
 
     Args:
       features: the output of `features`.
@@ -356,6 +379,11 @@ class ReSeg(tf.Module):
       `[B, H, W, num_outputs]` float32 logits.
     """
     x = tf.cast(features, tf.float32)
+    if self.stem:
+      x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
+      for conv in self.stem:
+        x = conv(x)  # [B, H', W', stem_filters[-1]]
+      x = tf.cast(x, tf.float32)
     for layer in self.renet_layers:
       x = layer(x, lowering.sweep)  # [B, H'/S.., W'/S.., 2U]
     x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
