@@ -43,7 +43,8 @@ def caffe_preprocess(images: tf.Tensor) -> tf.Tensor:
 
 
 class Conv3x3(tf.Module):
-  """A 3x3 'same' convolution with ReLU, holding one VGG layer's weights."""
+  """A 3x3 'same' convolution with ReLU: one VGG layer, or a layer of the
+  learned stem of ReSeg without VGG (`ReSeg.stem_filters`)."""
 
   def __init__(self,
                kernel: np.ndarray,
