@@ -53,6 +53,7 @@ import tensorflow as tf
 from reseg_tf.model import lowering as lowering_lib
 from reseg_tf.model import renet, shapes
 from reseg_tf.model import vgg as vgg_lib
+from reseg_tf.model import vgg_weights as vgg_weights_lib
 
 # Without VGG the ReNet stack reads caffe-preprocessed pixels times this.
 NO_VGG_INPUT_SCALE = 1.0 / 255.0
@@ -82,11 +83,6 @@ def resize_matrix(size: int, new_size: int) -> tf.Tensor:
   # Made here, a Const of the traced graph: an eager tensor would be a
   # captured input, which tf2onnx turns into an input of the ONNX model.
   return tf.constant(matrix)
-
-
-def _he_normal(shape, fan_in):
-  """He et al. 2015: keeps the scale of the inputs through a ReLU."""
-  return tf.random.normal(shape, stddev=math.sqrt(2.0 / fan_in), dtype=tf.float32)
 
 
 def _glorot_uniform(shape, fan_in, fan_out):
@@ -298,8 +294,9 @@ class ReSeg(tf.Module):
       channels = vgg_lib.OUTPUT_CHANNELS if use_vgg else 3
       self.stem = []
       for i, filters in enumerate(stem_filters):
+        shape = [3, 3, channels, int(filters)]
         self.stem.append(vgg_lib.Conv3x3(
-            _he_normal([3, 3, channels, int(filters)], fan_in=9 * channels),
+            tf.random.normal(shape, stddev=vgg_weights_lib.he_normal_stddev(shape)),
             tf.zeros([int(filters)]), trainable=True, name=f"stem{i}"))
         channels = int(filters)
       self.renet_layers = []
@@ -378,15 +375,16 @@ class ReSeg(tf.Module):
     Returns:
       `[B, H, W, num_outputs]` float32 logits.
     """
+    dtype = tf.float32 if lowering.float32 else self.compute_dtype
     x = tf.cast(features, tf.float32)
     if self.stem:
-      x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
+      x = tf.cast(x, dtype)
       for conv in self.stem:
         x = conv(x)  # [B, H', W', stem_filters[-1]]
       x = tf.cast(x, tf.float32)
     for layer in self.renet_layers:
       x = layer(x, lowering.sweep)  # [B, H'/S.., W'/S.., 2U]
-    x = tf.cast(x, tf.float32 if lowering.float32 else self.compute_dtype)
+    x = tf.cast(x, dtype)
     # Every upsampling layer and the classifier act on each pixel alone, so
     # they run on a list of pixels, each layer turning a pixel into its
     # block, and the blocks are placed once, on the logits: the fewest

@@ -20,8 +20,9 @@ Weight sources (`VGGFrontEnd(weights=...)`, the choice is logged):
     pixels' standard deviation) and zero biases.
 """
 
+import math
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -187,6 +188,13 @@ def convert_h5_to_npz(h5_path: str, npz_path: str) -> None:
 PIXEL_STD = 58.0
 
 
+def he_normal_stddev(kernel_shape: Sequence[int]) -> float:
+  """He et al. 2015: the standard deviation of normal `[kh, kw, C_in, C_out]`
+  kernel weights that keeps the scale of the inputs through a ReLU."""
+  kh, kw, c_in = kernel_shape[:3]
+  return math.sqrt(2.0 / (kh * kw * c_in))
+
+
 def random_weights(seed: Optional[int] = None) -> Weights:
   """He-normal kernels (VGG's ReLU stack keeps its scale) and zero biases.
 
@@ -204,8 +212,7 @@ def random_weights(seed: Optional[int] = None) -> Weights:
   rng = np.random.default_rng(seed)
   weights = {}
   for name, (k_shape, b_shape) in _SHAPES.items():
-    fan_in = k_shape[0] * k_shape[1] * k_shape[2]
-    kernel = rng.normal(0.0, np.sqrt(2.0 / fan_in), k_shape)
+    kernel = rng.normal(0.0, he_normal_stddev(k_shape), k_shape)
     if name == LAYER_NAMES[0]:
       kernel /= PIXEL_STD
     weights[name] = (kernel.astype(np.float32), np.zeros(b_shape, np.float32))
