@@ -38,6 +38,69 @@ class PixelCrossEntropyTest(tf.test.TestCase):
     self.assertAllEqual(pixels, [12, 12])
 
 
+class HardPixelMiningTest(tf.test.TestCase):
+  """`hard_pixel_fraction`: the cross-entropy over each image's hardest
+  labelled pixels, against a NumPy ranking of the pixels."""
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(1)
+    self.logits = rng.normal(size=(3, 6, 5, 4)).astype(np.float32)
+    self.labels = rng.choice([0, 1, 2, 3, 255], size=(3, 6, 5)).astype(np.uint8)
+    self.labels[2] = 255  # An image without labelled pixels.
+    self.weights = np.array([0.5, 2.0, 1.0, 3.0], np.float32)
+
+  def _numpy_mined(self, fraction):
+    valid = self.labels != 255
+    safe = np.where(valid, self.labels, 0)
+    per_pixel = _numpy_cross_entropy(self.logits, safe)
+    expected = []
+    for b in range(len(self.labels)):
+      losses_of_image = per_pixel[b][valid[b]]
+      kept = int(np.ceil(fraction * losses_of_image.size))
+      hardest = np.argsort(-losses_of_image)[:kept]  # Unweighted ranking.
+      weights = self.weights[safe[b][valid[b]]]
+      expected.append((losses_of_image * weights)[hardest].sum() / fraction)
+    return np.array(expected), valid.sum(axis=(1, 2))
+
+  def test_the_hardest_fraction_of_each_image(self):
+    for fraction in (0.1, 0.25, 0.5):
+      loss, pixels = losses.pixel_cross_entropy(
+          self.logits, self.labels, self.weights, hard_pixel_fraction=fraction)
+      expected, labelled = self._numpy_mined(fraction)
+      self.assertAllClose(loss, expected, rtol=1e-5)
+      self.assertAllEqual(pixels, labelled)  # All labelled pixels, mined or not.
+
+  def test_under_xla_as_eagerly(self):
+    mined = tf.function(lambda logits, labels: losses.pixel_cross_entropy(
+        logits, labels, self.weights, hard_pixel_fraction=0.3), jit_compile=True)
+    self.assertAllClose(mined(self.logits, self.labels)[0],
+                        self._numpy_mined(0.3)[0], rtol=1e-5)
+
+  def test_fraction_one_is_the_plain_loss(self):
+    self.assertAllClose(
+        losses.pixel_cross_entropy(self.logits, self.labels, self.weights,
+                                   hard_pixel_fraction=1.0),
+        losses.pixel_cross_entropy(self.logits, self.labels, self.weights))
+
+  def test_easy_pixels_get_no_gradient(self):
+    logits = tf.Variable(self.logits)
+    with tf.GradientTape() as tape:
+      loss, _ = losses.pixel_cross_entropy(logits, self.labels,
+                                           hard_pixel_fraction=0.25)
+    moved = np.abs(tape.gradient(loss, logits).numpy()).sum(-1) > 0
+    valid = self.labels != 255
+    per_pixel = _numpy_cross_entropy(self.logits, np.where(valid, self.labels, 0))
+    self.assertAllEqual(moved, losses.hardest_pixels(per_pixel, valid, 0.25))
+    self.assertAllEqual(moved.sum(axis=(1, 2)), [6, 6, 0])  # ceil(0.25 * 23 or 24).
+
+  def test_bad_fraction(self):
+    for fraction in (0.0, 1.5):
+      with self.assertRaisesRegex(ValueError, "hard_pixel_fraction"):
+        losses.pixel_cross_entropy(self.logits, self.labels,
+                                   hard_pixel_fraction=fraction)
+
+
 def _numpy_lovasz(probabilities, labels, valid):
   """The Lovasz extension from its definition, one set at a time: the
   errors sorted in decreasing order, each weighted by how much the Jaccard

@@ -35,7 +35,8 @@ def _one_step(options, model_kwargs=None, jit_compile=False):
     logits = model(tf.constant(batch["image"]))
     weights = None if options.class_weights is None else tf.constant(options.class_weights)
     labels = tf.constant(batch["label"])
-    per_image, pixels = losses.pixel_cross_entropy(logits, labels, weights)
+    per_image, pixels = losses.pixel_cross_entropy(
+        logits, labels, weights, hard_pixel_fraction=options.hard_pixel_fraction)
     loss = tf.reduce_sum(per_image) / options.global_batch_size
     # The Lovasz term: its weight times each image's loss, per labelled pixel.
     loss += options.lovasz_weight * tf.reduce_sum(
@@ -96,6 +97,15 @@ class TrainStepTest(tf.test.TestCase):
     plain, _, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
     updates, gradients, _, names = _one_step(
         train_step.LossOptions(global_batch_size=2, lovasz_weight=0.5), jit_compile=True)
+    for update, gradient, name in zip(updates, gradients, names):
+      self.assertAllClose(update, gradient, atol=1e-5, rtol=1e-3, msg=name)
+    self.assertGreater(max(np.max(np.abs(u - p)) for u, p in zip(updates, plain)), 1e-3)
+
+  def test_hard_pixel_mining_reaches_the_gradient_under_xla(self):
+    plain, _, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
+    updates, gradients, _, names = _one_step(
+        train_step.LossOptions(global_batch_size=2, hard_pixel_fraction=0.25),
+        jit_compile=True)
     for update, gradient, name in zip(updates, gradients, names):
       self.assertAllClose(update, gradient, atol=1e-5, rtol=1e-3, msg=name)
     self.assertGreater(max(np.max(np.abs(u - p)) for u, p in zip(updates, plain)), 1e-3)

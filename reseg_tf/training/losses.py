@@ -1,5 +1,5 @@
-"""Per-pixel cross-entropy, the Lovasz-softmax loss and class weights
-(docs/protocol.md).
+"""Per-pixel cross-entropy (optionally over each image's hardest pixels),
+the Lovasz-softmax loss and class weights (docs/protocol.md).
 
 The loss functions return per-image sums and leave the reduction to the
 caller, which divides by a *global* normaliser (the global batch size, or the
@@ -28,10 +28,29 @@ def _labelled(labels: tf.Tensor, void_class: Optional[int], ignore_label: int
   return tf.where(is_void, 0, labels), ~is_void
 
 
+def hardest_pixels(per_pixel: tf.Tensor, valid: tf.Tensor, fraction: float
+                   ) -> tf.Tensor:
+  """Boolean `[B, H, W]`: in each image, the `fraction` of its valid pixels
+  with the largest `per_pixel` loss (at least one; ties at the cut are all
+  kept). The choice carries no gradient.
+
+  A sort and a gather rather than `tf.math.top_k`, whose count must be a
+  constant under XLA: here it depends on each image's labelled pixels.
+  """
+  per_pixel = tf.stop_gradient(per_pixel)
+  flat = tf.reshape(tf.where(valid, per_pixel, -1.0), [tf.shape(per_pixel)[0], -1])
+  ranked = tf.sort(flat, axis=-1, direction="DESCENDING")
+  count = tf.reduce_sum(tf.cast(valid, tf.float32), axis=[1, 2])
+  kept = tf.maximum(tf.cast(tf.math.ceil(fraction * count), tf.int32), 1)
+  cut = tf.gather(ranked, kept - 1, batch_dims=1)  # [B]: the smallest kept loss.
+  return valid & (per_pixel >= cut[:, None, None])
+
+
 def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
                         class_weights: Optional[tf.Tensor] = None,
                         void_class: Optional[int] = None,
-                        ignore_label: int = IGNORE_LABEL
+                        ignore_label: int = IGNORE_LABEL,
+                        hard_pixel_fraction: float = 1.0
                         ) -> tuple[tf.Tensor, tf.Tensor]:
   """Weighted softmax cross-entropy summed over each image's pixels.
 
@@ -42,20 +61,29 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
     void_class: when set, void pixels are trained as this class (the original
       CamVid code's 12th class) instead of being ignored.
     ignore_label: the void value in `labels`.
+    hard_pixel_fraction: below 1, hard-pixel mining (DeepLab's
+      `top_k_percent_pixels`): only this fraction of each image's labelled
+      pixels, those with the largest unweighted cross-entropy, enter the
+      sum, which is divided by the fraction so that the loss keeps the
+      scale of a sum over all labelled pixels.
 
   Returns:
     `(loss, pixels)`: float32 `[B]` per-image sums of the weighted loss, and
-    float32 `[B]` counts of the pixels that entered it.
+    float32 `[B]` counts of the labelled pixels (all of them, mined or not).
   """
+  if not 0.0 < hard_pixel_fraction <= 1.0:
+    raise ValueError(f"hard_pixel_fraction must be in (0, 1], got {hard_pixel_fraction}")
   safe_labels, valid = _labelled(labels, void_class, ignore_label)
   logits = tf.cast(logits, tf.float32)  # Loss in fp32 even for bf16 models.
   per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=safe_labels, logits=logits)
+  pixels = tf.reduce_sum(tf.cast(valid, tf.float32), axis=[1, 2])
+  if hard_pixel_fraction < 1.0:
+    valid = hardest_pixels(per_pixel, valid, hard_pixel_fraction)
   weight = tf.cast(valid, tf.float32)
   if class_weights is not None:
     weight *= tf.gather(tf.cast(class_weights, tf.float32), safe_labels)
-  loss = tf.reduce_sum(per_pixel * weight, axis=[1, 2])
-  pixels = tf.reduce_sum(tf.cast(valid, tf.float32), axis=[1, 2])
+  loss = tf.reduce_sum(per_pixel * weight, axis=[1, 2]) / hard_pixel_fraction
   return loss, pixels
 
 

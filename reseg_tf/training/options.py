@@ -52,6 +52,9 @@ class Optimisation:
     clip_norm: global gradient-norm clipping; None: off.
     lovasz_weight: adds this times the Lovasz-softmax loss (a surrogate of
       1 - IoU, losses.py) to each labelled pixel's cross-entropy; 0: off.
+    hard_pixel_fraction: hard-pixel mining: the cross-entropy of each image
+      counts only this fraction of its labelled pixels, those the network
+      gets most wrong (losses.py); 1: all pixels, off.
   """
   optimizer_fn: Callable = optimizers.make_optimizer
   class_weighting: str = "none"
@@ -59,6 +62,7 @@ class Optimisation:
   weight_decay: float = 0.0
   clip_norm: Optional[float] = None
   lovasz_weight: float = 0.0
+  hard_pixel_fraction: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

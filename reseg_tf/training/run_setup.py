@@ -164,7 +164,8 @@ def build_plan(*, model_dir: str, write_dir: str, strategy: tf.distribute.Strate
       global_batch_size=batch_size, class_weights=weights,
       void_class=num_classes if model.void_as_class else None,
       weight_decay=optimisation.weight_decay, clip_norm=optimisation.clip_norm,
-      lovasz_weight=optimisation.lovasz_weight)
+      lovasz_weight=optimisation.lovasz_weight,
+      hard_pixel_fraction=optimisation.hard_pixel_fraction)
   input_options = input_options or input_pipeline.InputOptions()
   make_dataset = functools.partial(input_pipeline.make_train_dataset, records_dir, train_split)
   if cache_features:

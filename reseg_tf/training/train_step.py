@@ -35,6 +35,7 @@ class LossOptions:
   weight_decay: float = 0.0  # L2 on kernels: weight_decay * sum(w^2).
   clip_norm: Optional[float] = None  # Global gradient-norm clipping.
   lovasz_weight: float = 0.0  # Adds this times Lovasz-softmax per pixel.
+  hard_pixel_fraction: float = 1.0  # Cross-entropy on this share of pixels.
 
 
 def _regularised(variables):
@@ -76,7 +77,8 @@ def make_loss_and_gradients(model, options: LossOptions,
       features = inputs if frozen_front_end else model.front_end(inputs)
       logits = model.head(features, spatial_size(labels), lowering)
       per_image, pixels = losses.pixel_cross_entropy(
-          logits, labels, weights, void_class=options.void_class)
+          logits, labels, weights, void_class=options.void_class,
+          hard_pixel_fraction=options.hard_pixel_fraction)
       if options.lovasz_weight:
         # Per labelled pixel, as the cross-entropy's sum is, so the weight
         # is relative to the mean cross-entropy of a pixel.
