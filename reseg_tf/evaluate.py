@@ -38,7 +38,8 @@ _JIT_COMPILE = flags.DEFINE_enum(
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON file for the results. Default: "
     "<model_dir>/eval/<split>-<checkpoint name>.json for a run, "
-    "eval/<model>/<split>.json for a published model.")
+    "eval/<model>/<split>.json for a published model; test-time views add "
+    "their tag before .json, e.g. -tta-1_1.5_2-flip.")
 _RESULTS_FILE = flags.DEFINE_string(
     "results_file", None, "Also merge a summary of this evaluation (metrics, "
     "training budget, machine, command) into this JSON file, e.g. "
@@ -59,16 +60,17 @@ def main(argv):
                          "give --records_dir")
   batch_size = _BATCH_SIZE.value or restored.batch_size or 5
   logging.info("Evaluating %s on %s/%s", restored.checkpoint, records_dir, _SPLIT.value)
+  augmentation = _AUGMENTATION.value()
   report = evaluator.evaluate_report(
       restored, records_dir, _SPLIT.value, batch_size,
       pad_to_size=None if _PAD_TO_SIZE.value == "none" else "max",
       jit_compile={"auto": None, "true": True, "false": False}[_JIT_COMPILE.value],
-      log=logging.info, augmentation=_AUGMENTATION.value())
+      log=logging.info, augmentation=augmentation)
   print(evaluator.format_table(
       report, report["dataset"], title=f"{restored.checkpoint} on "
       f"{report['dataset'] or records_dir} {_SPLIT.value!r}\n"))
-  output = _OUTPUT.value or evaluator.default_output(restored, _SPLIT.value,
-                                                      published=bool(_MODEL.model.value))
+  output = _OUTPUT.value or evaluator.default_output(
+      restored, _SPLIT.value, published=bool(_MODEL.model.value), augmentation=augmentation)
   evaluator.write_report(report, output)
   logging.info("Wrote %s", output)
   if _RESULTS_FILE.value:

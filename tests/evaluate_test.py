@@ -93,6 +93,20 @@ class EvaluateQuickstartTest(tf.test.TestCase):
     self.assertGreater(np.abs(model.segment(image).probabilities
                               - plain.probabilities).max(), 1e-4)
 
+  def test_default_reports_of_other_views_do_not_overwrite_each_other(self):
+    restored = configurables.load_run(self.model_dir, "latest")
+    name = os.path.basename(restored.checkpoint)
+    views = tta.TestTimeAugmentation(scales=(1.0, 1.5), flip=True)
+    self.assertEqual(evaluator.default_output(restored, "val", published=False),
+                     os.path.join(self.model_dir, "eval", f"val-{name}.json"))
+    self.assertEqual(
+        evaluator.default_output(restored, "val", published=False, augmentation=views),
+        os.path.join(self.model_dir, "eval", f"val-{name}-tta-1_1.5-flip.json"))
+    self.assertEqual(
+        evaluator.default_output(restored, "test", published=True,
+                                 augmentation=tta.TestTimeAugmentation(scales=(0.75, 1.0))),
+        os.path.join("eval", restored.name, "test-tta-0.75_1.json"))
+
   def test_unknown_split_is_a_clear_error(self):
     restored = configurables.load_run(self.model_dir, "latest")
     with self.assertRaisesRegex(InputError, r"no split 'nope' \(it has test, train, val\)"):

@@ -138,14 +138,16 @@ def evaluate_report(restored, records_dir: str, split: str, batch_size: int,
       "paper": paper_results(dataset)})
 
 
-def default_output(restored, split: str, published: bool) -> str:
+def default_output(restored, split: str, published: bool,
+                   augmentation: tta.TestTimeAugmentation = tta.NONE) -> str:
   """Where a report goes unless told: beside a run's checkpoints, or under
   `eval/<name>/` of the working folder for a published model (whose folder
-  belongs to the repository)."""
+  belongs to the repository); test-time views add their tag to the name."""
+  tag = augmentation.file_tag()
   if published:
-    return os.path.join("eval", restored.name, f"{split}.json")
+    return os.path.join("eval", restored.name, f"{split}{tag}.json")
   return os.path.join(restored.folder or ".", "eval",
-                      f"{split}-{os.path.basename(restored.checkpoint)}.json")
+                      f"{split}-{os.path.basename(restored.checkpoint)}{tag}.json")
 
 
 def write_report(report: dict, path: str):

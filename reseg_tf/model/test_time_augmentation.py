@@ -49,6 +49,14 @@ class TestTimeAugmentation:
     """One view, the images as given: the model's own output."""
     return self.scales == (1.0,) and not self.flip
 
+  def file_tag(self) -> str:
+    """What a default file name adds for these views: "" for the model's own
+    output, else e.g. "-tta-0.75_1_1.25-flip", so that scoring the same
+    checkpoint with other views never overwrites a report."""
+    if self.is_identity:
+      return ""
+    return "-tta-" + "_".join(f"{s:g}" for s in self.scales) + ("-flip" if self.flip else "")
+
   def describe(self) -> str:
     """E.g. "scales 0.75, 1, 1.25 and their mirror images (6 views)"."""
     scales = ", ".join(f"{s:g}" for s in self.scales)
