@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from reseg_tf.training import losses
+from reseg_tf.training import losses, options
 
 
 def _numpy_cross_entropy(logits, labels):
@@ -99,6 +99,8 @@ class HardPixelMiningTest(tf.test.TestCase):
       with self.assertRaisesRegex(ValueError, "hard_pixel_fraction"):
         losses.pixel_cross_entropy(self.logits, self.labels,
                                    hard_pixel_fraction=fraction)
+      with self.assertRaisesRegex(ValueError, "Optimisation.hard_pixel_fraction"):
+        options.Optimisation(hard_pixel_fraction=fraction)
 
 
 def _numpy_lovasz(probabilities, labels, valid):

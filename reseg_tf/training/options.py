@@ -64,6 +64,13 @@ class Optimisation:
   lovasz_weight: float = 0.0
   hard_pixel_fraction: float = 1.0
 
+  def __post_init__(self):
+    # Here rather than at the loss's first trace: a bad gin value fails
+    # before the records are read and the model is built.
+    if not 0.0 < self.hard_pixel_fraction <= 1.0:
+      raise ValueError("Optimisation.hard_pixel_fraction must be in (0, 1], "
+                       f"got {self.hard_pixel_fraction}")
+
 
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
