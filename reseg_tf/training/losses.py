@@ -28,6 +28,12 @@ def _labelled(labels: tf.Tensor, void_class: Optional[int], ignore_label: int
   return tf.where(is_void, 0, labels), ~is_void
 
 
+def check_hard_pixel_fraction(fraction: float, name: str = "hard_pixel_fraction"):
+  """Raises ValueError naming `name` unless `fraction` is in (0, 1]."""
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"{name} must be in (0, 1], got {fraction}")
+
+
 def hardest_pixels(per_pixel: tf.Tensor, valid: tf.Tensor, fraction: float
                    ) -> tf.Tensor:
   """Boolean `[B, H, W]`: in each image, the `fraction` of its valid pixels
@@ -71,8 +77,7 @@ def pixel_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
     `(loss, pixels)`: float32 `[B]` per-image sums of the weighted loss, and
     float32 `[B]` counts of the labelled pixels (all of them, mined or not).
   """
-  if not 0.0 < hard_pixel_fraction <= 1.0:
-    raise ValueError(f"hard_pixel_fraction must be in (0, 1], got {hard_pixel_fraction}")
+  check_hard_pixel_fraction(hard_pixel_fraction)
   safe_labels, valid = _labelled(labels, void_class, ignore_label)
   logits = tf.cast(logits, tf.float32)  # Loss in fp32 even for bf16 models.
   per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(

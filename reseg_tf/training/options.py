@@ -10,7 +10,7 @@ existed bind the same names flat on `train` (`train.max_epochs = 60`), which
 import dataclasses
 from typing import Callable, Optional, Sequence
 
-from reseg_tf.training import optimizers
+from reseg_tf.training import losses, optimizers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +67,8 @@ class Optimisation:
   def __post_init__(self):
     # Here rather than at the loss's first trace: a bad gin value fails
     # before the records are read and the model is built.
-    if not 0.0 < self.hard_pixel_fraction <= 1.0:
-      raise ValueError("Optimisation.hard_pixel_fraction must be in (0, 1], "
-                       f"got {self.hard_pixel_fraction}")
+    losses.check_hard_pixel_fraction(self.hard_pixel_fraction,
+                                     "Optimisation.hard_pixel_fraction")
 
 
 @dataclasses.dataclass(frozen=True)
