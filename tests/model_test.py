@@ -305,6 +305,73 @@ class StemTest(tf.test.TestCase):
       model_lib.ReSeg(num_classes=2, stem_filters=(8,), **TINY)
 
 
+class _Recorder:
+  """Stands in for a layer: records what it is given, then runs the layer."""
+
+  def __init__(self, layer):
+    self.layer, self.inputs = layer, []
+
+  def __call__(self, x, *args):
+    self.inputs.append(x)
+    return self.layer(x, *args)
+
+  def __getattr__(self, name):  # `size`, `pixel_blocks`, ... of the layer.
+    return getattr(self.layer, name)
+
+
+class DropoutTest(tf.test.TestCase):
+  """`dropout_rate`: each ReNet layer's outputs, in training only."""
+
+  def _recorded(self, rate):
+    tf.random.set_seed(3)
+    net = model_lib.ReSeg(num_classes=3, dropout_rate=rate, **TINY_NO_VGG)
+    second = _Recorder(net.renet_layers[1])
+    net.renet_layers[1] = second
+    upsample = _Recorder(net.upsample_layers[0])
+    upsample.pixel_blocks = _Recorder(net.upsample_layers[0].pixel_blocks)
+    net.upsample_layers[0] = upsample
+    return net, second, upsample.pixel_blocks
+
+  def test_outputs_are_dropped_and_rescaled_in_training_only(self):
+    rate = 0.4
+    net, second, head_input = self._recorded(rate)
+    features = tf.random.uniform([2, 16, 24, 3], -0.5, 0.5, seed=1)
+    inference = net.head(features, (16, 24))
+    trained = net.head(features, (16, 24), training=True)
+    # What each ReNet layer passed on, without dropout and with it: the
+    # second layer's inputs, and the head's input (the last layer's output
+    # on the dropped input, as its pixels).
+    first_clean, first_dropped = second.inputs
+    last_clean = second.layer(first_dropped)
+    last_dropped = tf.reshape(head_input.inputs[1], last_clean.shape)
+    self.assertAllEqual(tf.reshape(head_input.inputs[0], second.layer(first_clean).shape),
+                        second.layer(first_clean))  # Inference: nothing dropped.
+    for clean, dropped in ((first_clean, first_dropped), (last_clean, last_dropped)):
+      clean, dropped = clean.numpy(), dropped.numpy()
+      kept = dropped != 0
+      self.assertAllClose(dropped[kept], clean[kept] / (1 - rate), rtol=1e-5)
+      # Binomial: at p = 0.4 over >= 288 draws (these seeds fix them), a
+      # share outside 0.4 +- 0.12 has odds of about 1e-5.
+      self.assertNear(1 - kept.mean(), rate, 0.12)
+    self.assertGreater(float(tf.reduce_max(tf.abs(trained - inference))), 1e-4)
+
+  def test_without_training_the_rate_changes_nothing(self):
+    tf.random.set_seed(3)
+    plain = model_lib.ReSeg(num_classes=3, **TINY_NO_VGG)
+    tf.random.set_seed(3)
+    dropping = model_lib.ReSeg(num_classes=3, dropout_rate=0.5, **TINY_NO_VGG)
+    images = tf.random.uniform([1, 16, 24, 3], 0, 255, seed=2)
+    self.assertAllEqual(dropping(images), plain(images))
+    # And a rate of 0 (the default) changes nothing in training either.
+    self.assertAllEqual(plain.head(plain.features(images), (16, 24), training=True),
+                        plain(images))
+
+  def test_rate_outside_zero_to_one_is_refused(self):
+    for rate in (-0.1, 1.0):
+      with self.assertRaisesRegex(ValueError, "dropout_rate must be in"):
+        model_lib.ReSeg(num_classes=3, dropout_rate=rate, **TINY_NO_VGG)
+
+
 class InputScaleTest(tf.test.TestCase, parameterized.TestCase):
   """`input_scale`: the network sees a resized image, logits come back."""
 

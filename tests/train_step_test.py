@@ -111,6 +111,18 @@ class TrainStepTest(tf.test.TestCase):
     self.assertGreater(max(np.max(np.abs(u - p)) for u, p in zip(updates, plain)), 1e-3)
 
 
+  def test_dropout_reaches_the_step_under_xla_and_outside(self):
+    # The step trains with `training=True`: the update is no longer the
+    # gradient of the dropout-free loss (which the rate leaves unchanged).
+    plain, _, _, _ = _one_step(train_step.LossOptions(global_batch_size=2))
+    for jit_compile in (False, True):
+      updates, _, _, names = _one_step(train_step.LossOptions(global_batch_size=2),
+                                       dict(_TINY, dropout_rate=0.5), jit_compile=jit_compile)
+      for update, name in zip(updates, names):
+        self.assertTrue(np.all(np.isfinite(update)), msg=name)
+      self.assertGreater(max(np.max(np.abs(u - p)) for u, p in zip(updates, plain)), 1e-3)
+
+
 class OptimizersTest(tf.test.TestCase):
 
   def test_paper_adadelta_settings_and_the_others(self):

@@ -218,6 +218,7 @@ class ReSeg(tf.Module):
                vgg_compute_dtype: Union[str, tf.DType] = tf.float32,
                input_scale: float = 1.0,
                stem_filters: Sequence[int] = (),
+               dropout_rate: float = 0.0,
                name: Optional[str] = "reseg"):
     """Creates every variable.
 
@@ -251,6 +252,10 @@ class ReSeg(tf.Module):
         pixels before the first ReNet layer: a learned local front end for
         runs that cannot load ImageNet weights (ours, not the paper's).
         Empty (the default): the ReNet stack reads the pixels themselves.
+      dropout_rate: in training only (`head(..., training=True)`), zero
+        this share of each ReNet layer's outputs and scale the rest by
+        `1 / (1 - rate)` (ours, not the paper's: neither the paper nor the
+        original code regularise the network). 0, the default: no dropout.
       name: module name.
 
     Raises:
@@ -268,6 +273,9 @@ class ReSeg(tf.Module):
           "(use_vgg=False); the VGG front end already reads the pixels.")
     if not 0.0 < input_scale <= MAX_INPUT_SCALE:
       raise ValueError(f"input_scale must be in (0, {MAX_INPUT_SCALE}], got {input_scale}.")
+    if not 0.0 <= dropout_rate < 1.0:
+      raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    self.dropout_rate = float(dropout_rate)
     self.input_scale = float(input_scale)
     self.num_classes = num_classes
     self.void_as_class = void_as_class
@@ -364,13 +372,16 @@ class ReSeg(tf.Module):
 
   def head(self, features: tf.Tensor,
            output_size: Union[Tuple[int, int], tf.Tensor],
-           lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS) -> tf.Tensor:
+           lowering: lowering_lib.Lowering = lowering_lib.IN_PROCESS,
+           training: bool = False) -> tf.Tensor:
     """The trainable part: the stem (if any), ReNet, upsampling, classifier, crop.
 
     Args:
       features: the output of `features`.
       output_size: `(H, W)` of the original images.
       lowering: the form of the graph.
+      training: apply `dropout_rate` (the train step; everything else,
+        evaluation and every export included, leaves it False).
 
     Returns:
       `[B, H, W, num_outputs]` float32 logits.
@@ -384,6 +395,8 @@ class ReSeg(tf.Module):
       x = tf.cast(x, tf.float32)
     for layer in self.renet_layers:
       x = layer(x, lowering.sweep)  # [B, H'/S.., W'/S.., 2U]
+      if training and self.dropout_rate:
+        x = tf.nn.dropout(x, self.dropout_rate)
     x = tf.cast(x, dtype)
     # Every upsampling layer and the classifier act on each pixel alone, so
     # they run on a list of pixels, each layer turning a pixel into its

@@ -75,7 +75,7 @@ def make_loss_and_gradients(model, options: LossOptions,
   def loss_and_gradients(inputs, labels):
     with tf.GradientTape() as tape:
       features = inputs if frozen_front_end else model.front_end(inputs)
-      logits = model.head(features, spatial_size(labels), lowering)
+      logits = model.head(features, spatial_size(labels), lowering, training=True)
       per_image, pixels = losses.pixel_cross_entropy(
           logits, labels, weights, void_class=options.void_class,
           hard_pixel_fraction=options.hard_pixel_fraction)
