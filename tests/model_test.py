@@ -342,10 +342,11 @@ class DropoutTest(tf.test.TestCase):
     # second layer's inputs, and the head's input (the last layer's output
     # on the dropped input, as its pixels).
     first_clean, first_dropped = second.inputs
+    last_at_inference = second.layer(first_clean)
+    self.assertAllEqual(tf.reshape(head_input.inputs[0], last_at_inference.shape),
+                        last_at_inference)  # Inference: nothing dropped.
     last_clean = second.layer(first_dropped)
     last_dropped = tf.reshape(head_input.inputs[1], last_clean.shape)
-    self.assertAllEqual(tf.reshape(head_input.inputs[0], second.layer(first_clean).shape),
-                        second.layer(first_clean))  # Inference: nothing dropped.
     for clean, dropped in ((first_clean, first_dropped), (last_clean, last_dropped)):
       clean, dropped = clean.numpy(), dropped.numpy()
       kept = dropped != 0

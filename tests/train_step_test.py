@@ -110,7 +110,6 @@ class TrainStepTest(tf.test.TestCase):
       self.assertAllClose(update, gradient, atol=1e-5, rtol=1e-3, msg=name)
     self.assertGreater(max(np.max(np.abs(u - p)) for u, p in zip(updates, plain)), 1e-3)
 
-
   def test_dropout_reaches_the_step_under_xla_and_outside(self):
     # The step trains with `training=True`: the update is no longer the
     # gradient of the dropout-free loss (which the rate leaves unchanged).
