@@ -2,7 +2,7 @@
 lines, one-line usage errors, and none of TensorFlow's own chatter.
 
 One tiny pipeline, each step a fresh process as a user runs it: build
-synthetic records, train on them from a gin file outside the repository
+synthetic records with the build's default output folder, train on them from a gin file outside the repository
 (whose include names a repository file), evaluate (on test images of six
 sizes, unpadded), predict, export, publish and plot the curves.
 """
@@ -19,10 +19,12 @@ from PIL import Image
 from data_prep import synthetic, writer
 from data_prep.dataset import LoadedExample
 from tests import fixtures
+from tests.data_prep.build_helpers import read_metadata
 
-# TensorFlow's start-up lines (C++ logging, CPU features, the CUDA probe).
-_TENSORFLOW_START_UP = ("I0000 ", "W0000 ", "E0000 ", "cuInit", "oneDNN",
-                        "This TensorFlow binary")
+# TensorFlow's start-up lines (C++ logging before and after absl's set-up,
+# CPU features, the CUDA probe, checkpoint sharding).
+_TENSORFLOW_START_UP = ("I0000 ", "W0000 ", "E0000 ", "absl::InitializeLog", "cuInit",
+                        "cuda", "oneDNN", "This TensorFlow binary", "Sharding callback")
 # absl's prefix: level, date, time, thread, file:line.
 _ABSL_PREFIX = re.compile(r"^[IWE]\d{4} ", re.MULTILINE)
 
@@ -63,7 +65,7 @@ class BinariesOutputTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     root = cls.root = os.path.join(tf.compat.v1.test.get_temp_dir(), "binaries_output")
-    cls.records = os.path.join(root, "synthetic")
+    cls.records = os.path.join(root, "data", "synthetic")  # The build's default.
     cls.model_dir = os.path.join(root, "run")
     cls.sizes = write_test_split_of_six_sizes(os.path.join(root, "six_sizes"))
     images = cls.images = os.path.join(root, "images")
@@ -81,13 +83,18 @@ class BinariesOutputTest(tf.test.TestCase):
     # treat as a user's shell without it (reseg_tf/cli.py). Processes that
     # do not depend on each other run at once: most of each one's time is
     # importing TensorFlow, on one core.
+    # The build's default folders are relative to where it runs.
     cls.runs = fixtures.run_at_once(
-        build=("data_prep.build", "--dataset=synthetic", "--synthetic_split_sizes=16,4,0",
-               "--synthetic_image_size=32,40", "--num_shards=1", f"--output_dir={cls.records}"),
+        cwd=root,
+        build=("data_prep.build", "--synthetic_split_sizes=16,4,0",
+               "--synthetic_image_size=32,40", "--num_shards=1"),
+        # camvid's default --data_dir, datasets/camvid, is absent here.
+        no_release=("data_prep.build", "--dataset=camvid"),
         no_such_input=("reseg_tf.predict", f"--model_dir={cls.model_dir}",
                        f"--input={images}/*.webp"),
         bad_flag=("data_prep.build", "--dataset=mnist"))
-    cls.usage_errors = {name: cls.runs.pop(name) for name in ("no_such_input", "bad_flag")}
+    cls.errors = {name: cls.runs.pop(name)
+                  for name in ("no_release", "no_such_input", "bad_flag")}
     cls.runs["train"] = fixtures.run_module(
         "reseg_tf.train", "--gin_file=tiny.gin", f"--model_dir={cls.model_dir}",
         cwd=outside)
@@ -126,8 +133,17 @@ class BinariesOutputTest(tf.test.TestCase):
   def test_build_prints_its_progress_and_table(self):
     process = self.runs["build"]
     self.assertEqual(process.stderr.splitlines()[0], "Converting synthetic: train 16, val 4")
-    self.assertIn(f"Wrote {self.records} (metadata.json beside the shards).",
+    self.assertRegex(process.stderr, r"train: 16/16 done in .* examples/s")
+    self.assertRegex(process.stdout, r"train\s+16\s+1\s+[\d.]+ MB\s+0")
+    # --output_dir's default, relative to the working folder.
+    self.assertIn("Wrote data/synthetic (metadata.json beside the shards).",
                   process.stdout.splitlines())
+    self.assertEqual(read_metadata(self.records)["dataset"], "synthetic")
+
+  def test_build_without_the_release_names_the_folder_it_looked_in(self):
+    process = self.errors["no_release"]
+    self.assertEqual(process.returncode, 1)
+    self.assertIn("datasets/camvid", process.stderr)
 
   def test_train_prints_its_validation_and_result(self):
     with open(os.path.join(self.model_dir, "train_result.json")) as f:
@@ -166,7 +182,7 @@ class BinariesOutputTest(tf.test.TestCase):
         ("bad_flag", "error: flag --dataset=mnist: value should be one of <camvid|horse|"
          "flowers|synthetic|voc|cityscapes|folder> (see --help)")):
       with self.subTest(name):
-        process = self.usage_errors[name]
+        process = self.errors[name]
         self.assertEqual(process.returncode, 2)
         self.assertEqual(process.stdout, "")
         self.assertEqual(process.stderr.splitlines(), [expected])

@@ -1,6 +1,7 @@
 """Tests of what the binaries share (reseg_tf/cli.py): one-line errors for
 expected mistakes, quiet TensorFlow start-up, one trainer per model_dir."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 
 import tensorflow as tf
 
+from reseg_tf.training import run_control
 from tests import fixtures
 
 
@@ -56,34 +58,24 @@ class ExpectedErrorsTest(tf.test.TestCase):
     self.assert_one_line_error(process, os.path.join(self.model_dir, "best"),
                                "does not fit the configured model")
 
-  def test_verbose_shows_the_traceback(self):
-    process = _run_quietly_configured(
-        "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
-        "--gin_bindings=ReSeg.renet_units = (8, 8)", "--verbose")
-    self.assertNotEqual(process.returncode, 0)
-    self.assertIn("Traceback", process.stderr)
-
   def test_unknown_published_model_lists_the_published_ones(self):
     process = _run_quietly_configured("reseg_tf.predict", "--model=no_such_model",
                                       f"--input={fixtures.ROOT}/docs/horse_test.png",
                                       f"--output_dir={self.create_tempdir().full_path}")
     self.assert_one_line_error(process, "no_such_model", "no such published model")
 
-  def test_start_up_is_quiet_unless_verbose(self):
-    args = ("reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
-            "--checkpoint=latest", f"--output={self.create_tempdir().full_path}/r.json")
-    quiet = _run_quietly_configured(*args)
-    self.assertEqual(quiet.returncode, 0, quiet.stderr)
-    for noise in START_UP_NOISE:
-      self.assertNotIn(noise, quiet.stderr)
-    self.assertIn("mean IoU", quiet.stdout)
-    verbose = _run_quietly_configured(*args, "--verbose")
-    self.assertEqual(verbose.returncode, 0, verbose.stderr)
+  def test_verbose_shows_the_start_up_lines_and_the_traceback(self):
+    # The quiet start-up without --verbose: tests/binaries_output_test.py.
+    process = _run_quietly_configured(
+        "reseg_tf.evaluate", f"--model_dir={self.model_dir}", "--split=val",
+        "--gin_bindings=ReSeg.renet_units = (8, 8)", "--verbose")
+    self.assertNotEqual(process.returncode, 0)
+    self.assertIn("Traceback", process.stderr)
     # Which lines TensorFlow prints depends on the CPU (the oneDNN notice only
     # appears where oneDNN is on by default, e.g. with AVX-512 VNNI or bf16),
     # so --verbose must let some of them through, not a given one.
-    self.assertTrue(any(noise in verbose.stderr for noise in START_UP_NOISE),
-                    verbose.stderr)
+    self.assertTrue(any(noise in process.stderr for noise in START_UP_NOISE),
+                    process.stderr)
 
 
 class ModelDirOwnershipTest(tf.test.TestCase):
@@ -108,13 +100,11 @@ class ModelDirOwnershipTest(tf.test.TestCase):
     finally:
       first.kill()
       first.wait()
-    # Killed: its lock stays behind, and does not block the next run.
+    # Killed: its lock stays behind, and the next run's lock takes it over.
     self.assertTrue(os.path.exists(lock))
-    third = _run_quietly_configured(
-        "reseg_tf.train", f"--gin_file={fixtures.QUICKSTART}",
-        f"--gin_bindings=train.records_dir = '{records}'",
-        "--gin_bindings=Schedule.max_steps = 2", f"--model_dir={model_dir}")
-    self.assertEqual(third.returncode, 0, third.stderr)
+    with run_control.ModelDirLock(model_dir):
+      with open(lock) as f:
+        self.assertEqual(json.load(f)["pid"], os.getpid())
     self.assertFalse(os.path.exists(lock))
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import subprocess
+from concurrent import futures
 from unittest import mock
 
 import numpy as np
@@ -203,6 +204,23 @@ class FallbackTest(tf.test.TestCase):
   def test_cpu_without_avx2_is_not_built_for(self):
     with mock.patch.object(compiled_sweep.machine, "cpu_flags", return_value={"sse2"}):
       self.assertIn("lacks avx2", compiled_sweep._why_not_buildable())
+
+
+def test_concurrent_builders_compile_once(tmp_path):
+  # A stand-in compiler that counts its runs and takes a second: two
+  # processes' first use at once (e.g. two trainings on a fresh machine).
+  calls = tmp_path / "calls"
+  compiler = tmp_path / "fake-g++"
+  compiler.write_text(f'#!/bin/sh\necho run >> {calls}\nsleep 1\necho op > "$3"\n')
+  compiler.chmod(0o755)
+  path = str(tmp_path / "kernels" / "gru_sweep-test.so")
+  with futures.ThreadPoolExecutor(2) as pool:
+    for builder in [pool.submit(compiled_sweep.build, str(compiler), path) for _ in range(2)]:
+      builder.result()
+  assert calls.read_text() == "run\n"
+  with open(path) as f:
+    assert f.read() == "op\n"
+  assert not [name for name in os.listdir(tmp_path / "kernels") if name.endswith(".tmp")]
 
 
 def test_every_gemm_path_matches_a_float64_reference(tmp_path):

@@ -5,11 +5,16 @@ import tempfile
 
 # Quiet TensorFlow's C++ start-up banners in test logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The trainer's cached XLA choice (reseg_tf/training/jit_choice.py): a fresh
-# one per test session, never the user's.
-os.environ["RESEG_TF_CACHE_DIR"] = tempfile.mkdtemp(prefix="reseg_tf_cache_")
+# reseg-tf's cache folder (the compiled sweep's build, the trainer's XLA
+# choice): a fresh one per test session, never the user's. pytest-xdist's
+# workers inherit it from the process that starts them, so the sweep is
+# built once per session, not once per worker (~20 s of compiling each).
+_SESSION_CACHE = "RESEG_TF_TEST_SESSION_CACHE"
+if _SESSION_CACHE not in os.environ:
+  os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="reseg_tf_cache_")
+os.environ["RESEG_TF_CACHE_DIR"] = os.environ[_SESSION_CACHE]
 
-from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import flags  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 
 def pytest_configure(config):

@@ -5,12 +5,15 @@ synthetic records (seconds on 2 CPU cores); the evaluate, predict, export and
 publish tests read its checkpoints.
 """
 
+import atexit
 import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent import futures
 from typing import Optional
 
@@ -83,21 +86,49 @@ def checkpoint_values(path):
           if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}
 
 
-def train_tiny_run(root: str) -> tuple[str, str, dict]:
+_TINY_RUN_BINDINGS = ("Schedule.max_steps = 8", "Schedule.validate_every_steps = 4",
+                      "Schedule.steps_per_loop = 4", "Checkpointing.log_every_seconds = 1000")
+# This process's first tiny run, copied as it ended: (copy, where it trained).
+_tiny_run_cache: list = []
+
+
+def train_tiny_run(root: str, fresh: bool = False) -> tuple[str, str, dict]:
   """A quickstart run of 8 steps on small synthetic records (~10 s).
 
   32/8/6 train/val/test images of 32x40; validation at steps 4 and 8, so
   `best/` and `checkpoints/ckpt-8` exist and train_result.json has
-  `last_validation` for ckpt-8.
+  `last_validation` for ckpt-8. Gin holds the run's configuration after.
+
+  The run is the same every time, so a process trains it once: later calls
+  copy the records and the run into `root`, with the paths in the run's text
+  files moved there, as if trained there. `fresh=True` trains anyway (for
+  tests of training itself).
 
   Returns:
     `(records_dir, model_dir, train_result)`.
   """
-  records = build_synthetic(os.path.join(root, "synthetic"), sizes=(32, 8, 6))
-  model_dir = os.path.join(root, "run")
-  parse_quickstart(records, "Schedule.max_steps = 8", "Schedule.validate_every_steps = 4",
-                   "Schedule.steps_per_loop = 4", "Checkpointing.log_every_seconds = 1000")
-  configurables.train(model_dir=model_dir)
+  records, model_dir = os.path.join(root, "synthetic"), os.path.join(root, "run")
+  if _tiny_run_cache and not fresh:
+    cache, trained_in = _tiny_run_cache[0]
+    shutil.copytree(cache, root, dirs_exist_ok=True)
+    for name in ("operative_config.gin", "model_info.json"):
+      path = os.path.join(model_dir, name)
+      with open(path) as f:
+        text = f.read()
+      with open(path, "w") as f:
+        f.write(text.replace(trained_in, root))
+    parse_quickstart(records, *_TINY_RUN_BINDINGS)
+  else:
+    build_synthetic(records, sizes=(32, 8, 6))
+    parse_quickstart(records, *_TINY_RUN_BINDINGS)
+    configurables.train(model_dir=model_dir)
+    if not fresh and not _tiny_run_cache:
+      # A copy of its own: the caller may change or delete its run.
+      cache = tempfile.mkdtemp(prefix="tiny_run_")
+      atexit.register(shutil.rmtree, cache, ignore_errors=True)
+      for name in ("synthetic", "run"):
+        shutil.copytree(os.path.join(root, name), os.path.join(cache, name))
+      _tiny_run_cache.append((cache, root))
   with open(os.path.join(model_dir, "train_result.json")) as f:
     return records, model_dir, json.load(f)
 
@@ -117,12 +148,13 @@ def run_module(module: str, *args: str, timeout: float = 300, cwd: str = ROOT,
   return _run_python(["-m", module, *args], timeout, cwd, PYTHONPATH=ROOT, **(env or {}))
 
 
-def run_at_once(**commands) -> dict:
-  """`{name: run_module(*command)}` of `{name: command}`, the processes
-  running at the same time (3 at most): most of each one's time is importing
-  TensorFlow, on one core."""
+def run_at_once(cwd: str = ROOT, **commands) -> dict:
+  """`{name: run_module(*command, cwd=cwd)}` of `{name: command}`, the
+  processes running at the same time (3 at most): most of each one's time is
+  importing TensorFlow, on one core."""
   with futures.ThreadPoolExecutor(max_workers=3) as pool:
-    running = {name: pool.submit(run_module, *command) for name, command in commands.items()}
+    running = {name: pool.submit(run_module, *command, cwd=cwd)
+               for name, command in commands.items()}
   return {name: process.result() for name, process in running.items()}
 
 

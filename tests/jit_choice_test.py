@@ -160,7 +160,7 @@ class TrainerUsesTheChoiceTest(tf.test.TestCase):
     with mock.patch.dict(os.environ, {jit_choice.CACHE_ENV: cache_dir}), \
          mock.patch.object(jit_choice, "MIN_STEPS_TO_CALIBRATE", 8), \
          mock.patch.object(jit_choice, "decide", decide):
-      _, _, result = fixtures.train_tiny_run(self.create_tempdir().full_path)
+      _, _, result = fixtures.train_tiny_run(self.create_tempdir().full_path, fresh=True)
     self.assertEqual(result["step"], 8)
     with open(os.path.join(cache_dir, jit_choice.CACHE_FILENAME)) as f:
       (entry,) = json.load(f).values()  # One model and batch shape.

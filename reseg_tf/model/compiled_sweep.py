@@ -19,6 +19,8 @@ the op cannot be built or loaded (no compiler, not x86-64 with AVX2 and FMA,
 None, and `lowering.py` uses the XLA sweep instead.
 """
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import os
@@ -70,24 +72,40 @@ def library_path(compiler: str) -> str:
 
 
 def build(compiler: str, path: str) -> None:
-  """Compiles the op into `path` (atomically: concurrent builds are safe).
+  """Compiles the op into `path`, atomically and once: a process that finds
+  another building it waits for that build instead of compiling again.
 
   Raises:
     RuntimeError: the compiler failed; the message holds its first error.
   """
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  temporary = f"{path}.{os.getpid()}.tmp"
-  logging.info("Building the compiled ReNet sweep (once per machine and "
-               "TensorFlow version): %s", path)
-  start = time.perf_counter()
-  result = subprocess.run(
-      [compiler, os.path.join(KERNEL_DIR, SOURCE), "-o", temporary, *_flags()],
-      capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
-  if result.returncode:
-    errors = [line for line in result.stderr.splitlines() if "error" in line]
-    raise RuntimeError(f"{compiler} failed: {(errors or [result.stderr.strip()])[0]}")
-  os.replace(temporary, path)
-  logging.info("Built the compiled ReNet sweep in %.0f s.", time.perf_counter() - start)
+  with _exclusive(f"{path}.lock"):
+    if os.path.exists(path):  # Built by the process this one waited for.
+      return
+    temporary = f"{path}.{os.getpid()}.tmp"
+    logging.info("Building the compiled ReNet sweep (once per machine and "
+                 "TensorFlow version): %s", path)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [compiler, os.path.join(KERNEL_DIR, SOURCE), "-o", temporary, *_flags()],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
+    if result.returncode:
+      errors = [line for line in result.stderr.splitlines() if "error" in line]
+      raise RuntimeError(f"{compiler} failed: {(errors or [result.stderr.strip()])[0]}")
+    os.replace(temporary, path)
+    logging.info("Built the compiled ReNet sweep in %.0f s.", time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: str):
+  """Holds an exclusive lock on `lock_path` (created if absent) for the block;
+  the system releases it if the process dies."""
+  with open(lock_path, "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _why_not_buildable() -> Optional[str]:

@@ -1,9 +1,8 @@
-"""The data_prep.build binary: bad input, atomic output, synthetic data."""
+"""data_prep.build: bad input, atomic output, synthetic data (the binary as
+a user runs it: tests/binaries_output_test.py)."""
 
 import hashlib
 import os
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
@@ -12,8 +11,6 @@ from absl.testing import parameterized
 from data_prep import statistics, synthetic
 from tests.data_prep import fixtures
 from tests.data_prep.build_helpers import read_metadata, run_build
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _truncate(path):
@@ -205,34 +202,6 @@ class MedianFrequencyTest(tf.test.TestCase):
     stats.add(2, 5, counts, 10)
     self.assertAllEqual(stats.pixels_of_images_with_class, [4, 4])
     self.assertEqual(stats.void_pixels, 6)
-
-
-class BinaryTest(tf.test.TestCase):
-  """The command exactly as a user types it, in a fresh process."""
-
-  def _run(self, *args, cwd):
-    env = dict(os.environ, PYTHONPATH=_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "data_prep.build", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-  def test_defaults_build_synthetic_into_data_synthetic(self):
-    cwd = self.create_tempdir().full_path
-    result = self._run("--synthetic_split_sizes=4,2,2", cwd=cwd)
-    self.assertEqual(result.returncode, 0, result.stderr)
-    self.assertRegex(result.stdout, r"train\s+4\s+4\s+[\d.]+ MB\s+0")
-    self.assertRegex(result.stderr, r"train: 4/4 done in .* examples/s")
-    self.assertEqual(read_metadata(os.path.join(cwd, "data", "synthetic"))["dataset"],
-                     "synthetic")
-    # camvid's default data_dir is datasets/camvid, absent here: a clear error.
-    result = self._run("--dataset=camvid", cwd=cwd)
-    self.assertEqual(result.returncode, 1)
-    self.assertIn("datasets/camvid", result.stderr)
-
-  def test_unknown_dataset_is_refused(self):
-    result = self._run("--dataset=imagenet", cwd=self.create_tempdir().full_path)
-    self.assertNotEqual(result.returncode, 0)
-    self.assertIn("--dataset", result.stderr)
-    self.assertIn("camvid|horse|flowers|synthetic", result.stderr)
 
 
 if __name__ == "__main__":
