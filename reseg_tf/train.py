@@ -14,7 +14,7 @@ from absl import app, flags, logging
 
 import gin
 from reseg_tf import cli, configurables
-from reseg_tf.training import trainer
+from reseg_tf.training import run_state, trainer
 
 _GIN_FILE = flags.DEFINE_multi_string(
     "gin_file", [], "Gin config files, parsed in order (repeatable).")
@@ -37,13 +37,7 @@ def main(argv):
   gin.parse_config_files_and_bindings(_GIN_FILE.value, _GIN_BINDINGS.value)
   model_dir = _MODEL_DIR.value or trainer.default_model_dir(_GIN_FILE.value)
   logging.info("Training in %s", model_dir)
-  result = configurables.train(model_dir=model_dir)
-  if result["best_mean_iou"] < 0:  # The trainer's value before any validation.
-    logging.info("Finished at step %d; no validation ran, so there is no best "
-                 "checkpoint (evaluate with --checkpoint=latest).", result["step"])
-  else:
-    logging.info("Finished at step %d; best validation mean IoU %.4f.",
-                 result["step"], result["best_mean_iou"])
+  logging.info("%s", run_state.finished_line(configurables.train(model_dir=model_dir)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Benchmarks live outside the product, so nothing else imports them, and a
 refactor can break one silently (benchmarks/tflite.py once patched a
-function that had been removed). Each smoke run here is seconds long and
-checks the script's JSON, not its timings.
+function that had been removed). Each smoke run here checks the script's
+JSON, not its timings; those of half a minute or more are `slow`, outside
+the CI suite: `python -m pytest tests/benchmarks_test.py -m slow`.
 """
 
 import json
@@ -56,6 +57,7 @@ def test_flops_of_a_network_without_vgg_count_each_layer_on_its_own_grid():
   assert flop_floor.step_flops(net, 8, 12, batch=2) == 2 * 3 * expected
 
 
+@pytest.mark.slow  # ~30 s: a benchmark, outside the product.
 def test_torch_inference_benchmark_takes_each_case_floor_from_its_rounds(tmp_path):
   pytest.importorskip("torch", reason="the PyTorch peer is optional (pip install torch)")
   output = tmp_path / "torch_inference.json"
@@ -91,6 +93,7 @@ def test_projection_matmuls_benchmark_rates_each_product_against_its_floor(tmp_p
     assert row["floor_fraction"] == pytest.approx(row["gflops"] / floor)
 
 
+@pytest.mark.slow  # ~45 s: a benchmark, outside the product.
 def test_tflite_benchmark_converts_both_sweep_forms(tmp_path):
   output = tmp_path / "tflite.json"
   result = fixtures.run_script(
@@ -128,6 +131,7 @@ def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
     assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
 
 
+@pytest.mark.slow  # ~35 s: a benchmark, outside the product.
 def test_cpu_allocator_benchmark_pairs_a_child_of_each_allocator(tmp_path):
   output = tmp_path / "cpu_allocator.json"
   result = fixtures.run_script("benchmarks/cpu_allocator.py", "--quick",

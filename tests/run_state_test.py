@@ -34,6 +34,18 @@ class TrainResultTest(tf.test.TestCase):
     with open(os.path.join(folder, run_files.TRAIN_RESULT)) as f:
       self.assertEqual(json.load(f), result.to_json())
 
+  def test_the_finished_line_says_whether_a_validation_ran(self):
+    validated = run_state.TrainResult(steps_per_epoch=4, step=8, epoch=2.0,
+                                      best_mean_iou=0.61234, best_step=8)
+    self.assertEqual(run_state.finished_line(validated.to_json()),
+                     "Finished at step 8; best validation mean IoU 0.6123.")
+    # max_epochs = 0, or a run stopped before its first validation.
+    unvalidated = run_state.TrainResult(steps_per_epoch=4, step=0, epoch=0.0,
+                                        best_mean_iou=-1.0)
+    self.assertEqual(run_state.finished_line(unvalidated.to_json()),
+                     "Finished at step 0; no validation ran, so there is no best "
+                     "checkpoint (evaluate with --checkpoint=latest).")
+
 
 class TrainStateTest(tf.test.TestCase):
 

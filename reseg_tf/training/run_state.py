@@ -65,6 +65,15 @@ class TrainResult:
       json.dump(self.to_json(), f, indent=1)
 
 
+def finished_line(result: dict) -> str:
+  """The line `python -m reseg_tf.train` ends with, from the run's summary
+  (`TrainResult.to_json`)."""
+  if result["best_mean_iou"] < 0:  # The trainer's value before any validation.
+    return (f"Finished at step {result['step']}; no validation ran, so there is no best "
+            "checkpoint (evaluate with --checkpoint=latest).")
+  return f"Finished at step {result['step']}; best validation mean IoU {result['best_mean_iou']:.4f}."
+
+
 @dataclasses.dataclass
 class TrainState:
   """What changes from one loop of steps to the next, besides the variables.
