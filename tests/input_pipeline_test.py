@@ -120,6 +120,27 @@ class InputPipelineTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(run, rerun)
     self.assertNotAllEqual(run, other)
 
+  def test_cutmix_pastes_boxes_of_the_previous_example_of_the_same_stream(self):
+    def first_batches(probability):
+      options = input_pipeline.InputOptions(cutmix_probability=probability)
+      dataset = input_pipeline.make_train_dataset(self.dir, "train", 4, options, seed=5)
+      return [(b["image"].numpy(), b["label"].numpy()) for b in dataset.take(6)]
+
+    plain, mixed, mixed_again = first_batches(0.0), first_batches(1.0), first_batches(1.0)
+    self.assertAllEqual([m[0] for m in mixed], [m[0] for m in mixed_again])
+    pasted_share = []
+    for (image, label), (mixed_image, mixed_label) in zip(plain, mixed):
+      box = mixed_image[..., 0] != image[..., 0]  # The red channel is the example id.
+      previous_image, previous_label = np.roll(image, 1, axis=0), np.roll(label, 1, axis=0)
+      self.assertAllEqual(mixed_image[box], previous_image[box])
+      self.assertAllEqual(mixed_label[box], previous_label[box])
+      self.assertAllEqual(mixed_image[~box], image[~box])
+      self.assertAllEqual(mixed_label[~box], label[~box])
+      pasted_share.append(box.mean())
+    self.assertGreater(np.mean(pasted_share), 0.2)  # About half, on 24 examples.
+    with self.assertRaisesRegex(ValueError, "cutmix_probability"):
+      input_pipeline.InputOptions(cutmix_probability=-0.1)
+
   @parameterized.named_parameters(
       ("by_file", "train", 2, 16),  # 4 files, 2 pipelines.
       ("by_example", "one_shard", 2, 16),

@@ -3,7 +3,7 @@
 Train (`make_train_dataset`): shard files (or examples) per input pipeline ->
 shuffle the file order -> parallel interleave -> shuffle the serialized
 examples -> repeat -> decode (`records.decode_example`) -> `augment.augment`
--> batch (drop remainder) -> prefetch. Elements:
+-> batch (drop remainder) -> CutMix (`cutmix.py`, when set) -> prefetch. Elements:
 
     {"image": uint8 [B, H, W, 3], "label": uint8 [B, H, W], "mask": bool [B]}
 
@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from reseg_tf.data import augment as augment_lib
-from reseg_tf.data import records
+from reseg_tf.data import cutmix, records
 
 # Fixed parallelism, and tf.data's autotuner off. The autotuner runs a model
 # thread per iterator and destroying the iterator waits for that thread; in a
@@ -67,17 +67,23 @@ class InputOptions:
       CamVid's train split at the default; about 1 MB each for 360x480 PNGs).
     cycle_length: shard files read at once by the interleave.
     repeat: repeat the data forever; False gives one pass (tests, counting).
+    cutmix_probability: the chance that an example of a batch receives a
+      box of another with its labels (`cutmix.py`); 0: off.
   """
   augment: augment_lib.AugmentOptions = dataclasses.field(
       default_factory=augment_lib.AugmentOptions)
   shuffle_buffer: int = 512
   cycle_length: int = 8
   repeat: bool = True
+  cutmix_probability: float = 0.0
 
   def __post_init__(self):
     if self.shuffle_buffer < 1 or self.cycle_length < 1:
       raise ValueError("shuffle_buffer and cycle_length must be >= 1, got "
                        f"{self.shuffle_buffer} and {self.cycle_length}")
+    if not 0.0 <= self.cutmix_probability <= 1.0:
+      raise ValueError("cutmix_probability must be in [0, 1], got "
+                       f"{self.cutmix_probability}")
 
 
 def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
@@ -130,6 +136,14 @@ def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
   dataset = dataset.map(preprocess, num_parallel_calls=PARALLEL_CALLS, deterministic=True)
   # Drop remainder makes the batch dimension static.
   dataset = dataset.batch(batch_size, drop_remainder=True)
+  if options.cutmix_probability > 0:
+    # Seeded by the batch's position, apart from the examples' seeds.
+    batch_seed = tf.constant([int(seed) % 2**63, -1 - pipeline_id], tf.int64)
+    dataset = dataset.enumerate().map(
+        lambda index, batch: cutmix.cutmix(
+            batch, tf.random.experimental.stateless_fold_in(batch_seed, index),
+            options.cutmix_probability),
+        num_parallel_calls=PARALLEL_CALLS, deterministic=True)
   return without_autotune(dataset.prefetch(PREFETCH_BATCHES))
 
 
