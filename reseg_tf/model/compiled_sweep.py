@@ -20,7 +20,6 @@ None, and `lowering.py` uses the XLA sweep instead.
 """
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import os
@@ -99,7 +98,14 @@ def build(compiler: str, path: str) -> None:
 @contextlib.contextmanager
 def _exclusive(lock_path: str):
   """Holds an exclusive lock on `lock_path` (created if absent) for the block;
-  the system releases it if the process dies."""
+  the system releases it if the process dies. Without POSIX locks (Windows)
+  the block runs unlocked: concurrent builds then compile twice, and the
+  rename still keeps the result whole."""
+  try:
+    import fcntl  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    yield
+    return
   with open(lock_path, "a") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
