@@ -12,7 +12,8 @@ example before it in the batch (the first from the last), at the same
 position in both images. The box's area is a uniform fraction of the image
 (CutMix's Beta(1, 1)), its aspect ratio the image's, its position uniform.
 Labels are pasted with the pixels, void included, so the loss needs no
-mixing weights.
+mixing weights. The examples mixed are those of one input pipeline's batch
+(per replica under a distribution strategy): a batch of one mixes nothing.
 """
 
 import tensorflow as tf
