@@ -2,9 +2,10 @@
 lines, one-line usage errors, and none of TensorFlow's own chatter.
 
 One tiny pipeline, each step a fresh process as a user runs it: build
-synthetic records with the build's default output folder, train on them from a gin file outside the repository
-(whose include names a repository file), evaluate (on test images of six
-sizes, unpadded), predict, export, publish and plot the curves.
+synthetic records into the build's default output folder, train on them
+from a gin file outside the repository (whose include names a repository
+file), evaluate (on test images of six sizes, unpadded), predict, export,
+publish and plot the curves.
 """
 
 import dataclasses
@@ -82,8 +83,8 @@ class BinariesOutputTest(tf.test.TestCase):
     # fixtures.run_module sets TF_CPP_MIN_LOG_LEVEL=2, which the binaries
     # treat as a user's shell without it (reseg_tf/cli.py). Processes that
     # do not depend on each other run at once: most of each one's time is
-    # importing TensorFlow, on one core.
-    # The build's default folders are relative to where it runs.
+    # importing TensorFlow, on one core. The first ones run in `root`: the
+    # build's default folders are relative to where it runs.
     cls.runs = fixtures.run_at_once(
         cwd=root,
         build=("data_prep.build", "--synthetic_split_sizes=16,4,0",

@@ -1,5 +1,7 @@
 """Tests of what the binaries share (reseg_tf/cli.py): one-line errors for
-expected mistakes, quiet TensorFlow start-up, one trainer per model_dir."""
+expected mistakes, TensorFlow's start-up lines and the traceback with
+--verbose (quiet without it: tests/binaries_output_test.py), one trainer per
+model_dir."""
 
 import json
 import os
