@@ -199,7 +199,8 @@ class ReNetLayerTest(tf.test.TestCase, parameterized.TestCase):
       return tf.reduce_sum(tf.sin(out))  # A non-linear read of every output.
 
     # The scan form is traced once (the finite differences call it twice per
-    # input entry); the fused form's gradient is registered for eager and XLA.
+    # input entry); the fused form runs eagerly, as its gradient is defined for
+    # eager execution and XLA, not for a graph outside XLA.
     theoretical, numerical = tf.test.compute_gradient(
         tf.function(f) if form == "scan" else f,
         [tf.constant(a, tf.float64) for a in args], delta=1e-6)

@@ -32,8 +32,7 @@ def cutmix(batch: dict, seed: tf.Tensor, probability: float) -> dict:
   Returns:
     The batch with the boxes pasted into "image" and "label".
   """
-  if not 0.0 <= probability <= 1.0:
-    raise ValueError(f"the CutMix probability must be in [0, 1], got {probability}")
+  check_probability(probability)
   if probability == 0.0:
     return batch
   images, labels = batch["image"], batch["label"]
@@ -54,6 +53,12 @@ def cutmix(batch: dict, seed: tf.Tensor, probability: float) -> dict:
   return dict(batch,
               image=tf.where(inside[..., None], tf.roll(images, 1, axis=0), images),
               label=tf.where(inside, tf.roll(labels, 1, axis=0), labels))
+
+
+def check_probability(probability: float, name: str = "the CutMix probability"):
+  """Raises ValueError unless `probability` is in [0, 1]."""
+  if not 0.0 <= probability <= 1.0:
+    raise ValueError(f"{name} must be in [0, 1], got {probability}")
 
 
 def _uniform_below(seed: tf.Tensor, limits: tf.Tensor) -> tf.Tensor:

@@ -81,9 +81,9 @@ class InputOptions:
     if self.shuffle_buffer < 1 or self.cycle_length < 1:
       raise ValueError("shuffle_buffer and cycle_length must be >= 1, got "
                        f"{self.shuffle_buffer} and {self.cycle_length}")
-    if not 0.0 <= self.cutmix_probability <= 1.0:
-      raise ValueError("cutmix_probability must be in [0, 1], got "
-                       f"{self.cutmix_probability}")
+    # Here rather than at the pipeline's first trace: a bad gin value fails
+    # before the records are read.
+    cutmix.check_probability(self.cutmix_probability, "InputOptions.cutmix_probability")
 
 
 def make_train_dataset(records_dir: str, split: str, global_batch_size: int,
