@@ -108,6 +108,7 @@ def train_tiny_run(root: str, fresh: bool = False) -> tuple[str, str, dict]:
     `(records_dir, model_dir, train_result)`.
   """
   records, model_dir = os.path.join(root, "synthetic"), os.path.join(root, "run")
+  parse_quickstart(records, *_TINY_RUN_BINDINGS)
   if _tiny_run_cache and not fresh:
     cache, trained_in = _tiny_run_cache[0]
     shutil.copytree(cache, root, dirs_exist_ok=True)
@@ -117,10 +118,8 @@ def train_tiny_run(root: str, fresh: bool = False) -> tuple[str, str, dict]:
         text = f.read()
       with open(path, "w") as f:
         f.write(text.replace(trained_in, root))
-    parse_quickstart(records, *_TINY_RUN_BINDINGS)
   else:
     build_synthetic(records, sizes=(32, 8, 6))
-    parse_quickstart(records, *_TINY_RUN_BINDINGS)
     configurables.train(model_dir=model_dir)
     if not fresh and not _tiny_run_cache:
       # A copy of its own: the caller may change or delete its run.
