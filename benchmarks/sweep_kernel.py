@@ -19,6 +19,14 @@ times the recurrence alone (the input projections are not part of it):
   products (a GEMM too: `h_prev^T @ dgates`), and in all (wall time);
 * the floor: the three GEMMs' time per step, so `total / floor` says how
   far from its GEMMs the recurrence runs;
+* the state I/O floor: the bytes a time step must move between memory and
+  the op (the map-sized tensors: `gx`, `hs` and `saved` forward; `saved`,
+  `hs`, `dhs` and `dgx` backward; `state_io_bytes`) at the memory bandwidth
+  measured in the same run by a TensorFlow op that reads and writes a 256 MB
+  tensor (`x * 2`, on --threads threads: the same kind of stores as the op's).
+  At the CamVid shape these tensors are 20-90 MB each, far beyond the caches,
+  so no kernel can run a step in less than this; `total / (GEMM + I/O)` says
+  how far the recurrence runs from the two floors taken one after the other;
 * the fused XLA sweep (`renet_fused`) forward + backward in the same run, as
   the baseline it replaces.
 
@@ -82,7 +90,28 @@ def _wait(result):
     bench_output.one_value(tensor)
 
 
-def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict) -> dict:
+def state_io_bytes(lines: int, units: int, dtype: str) -> int:
+  """Bytes one time step of one direction moves through memory, forward and
+  backward: per line, `gx` read and `dgx` written (3U values each, 2 bytes in
+  bf16, else 4), and in float32 the state `hs` written and read back (as
+  h_prev), the output gradient `dhs` read (U values each) and `saved` (the
+  four gate rows, 4U) written and read back."""
+  gate_bytes = 2 if dtype == "bfloat16" else 4
+  return lines * units * (2 * 3 * gate_bytes + 3 * 4 + 2 * 4 * 4)
+
+
+def memory_bandwidth(repeats: int, megabytes: int = 256) -> float:
+  """Bytes per second read plus written by `x * 2` over a `megabytes` float32
+  tensor (median of `repeats` calls after a warm-up), on TensorFlow's
+  intra-op threads."""
+  x = tf.ones([megabytes << 18])
+  double = tf.function(lambda x: x * 2.0, autograph=False)
+  seconds, _ = _timed(lambda: bench_output.one_value(double(x)), repeats)
+  return 2 * x.shape[0] * 4 / seconds
+
+
+def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict,
+            bandwidth: float) -> dict:
   batch, height, width, units = (shape[k] for k in ("batch", "height", "width", "units"))
   rng = np.random.default_rng(0)
   gx = tf.constant(rng.normal(size=[batch, height, width, 3 * units]).astype(np.float32))
@@ -115,6 +144,9 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict)
   row["floor_us"] = fwd_gemm + bwd_gemm + bwd_dw
   row["total_us"] = row["forward_us"] + row["backward_us"]
   row["total_over_floor"] = row["total_us"] / row["floor_us"]
+  row["state_io_bytes"] = state_io_bytes(row["lines"], units, dtype)
+  row["io_floor_us"] = 1e6 * row["state_io_bytes"] / bandwidth
+  row["total_over_gemm_and_io"] = row["total_us"] / (row["floor_us"] + row["io_floor_us"])
   if _FUSED.value:
     recurrence = renet_fused._recurrence_fn(axis, (False,))  # noqa: SLF001
 
@@ -142,22 +174,27 @@ def main(argv):
   repeats = 2 if _QUICK.value else _REPEATS.value
   print(f"CPU: {machine.cpu_model()}; {_THREADS.value} threads; load average "
         f"{os.getloadavg()[0]:.2f}", flush=True)
+  bandwidth = memory_bandwidth(repeats, megabytes=16 if _QUICK.value else 256)
+  print(f"memory bandwidth (x * 2, read + written): {bandwidth / 1e9:.1f} GB/s",
+        flush=True)
   header = (f"{'axis':>4} {'dtype':>8} | {'fwd':>6} {'gemm':>6} {'gates':>6} | {'bwd':>6} "
             f"{'gemm':>6} {'gates':>6} | {'dw_h':>5} | {'total':>6} {'floor':>6} {'ratio':>5}"
-            f" | {'XLA fused':>9}")
+            f" | {'I/O':>5} {'ratio':>5} | {'XLA fused':>9}")
   print("microseconds per time step: fwd, bwd and total wall; gemm, gates (with the state "
-        "I/O) and dw_h per thread; floor = the three GEMMs")
+        "I/O) and dw_h per thread; floor = the three GEMMs; I/O = the state I/O floor, "
+        "its ratio = total / (floor + I/O)")
   print(header)
   rows = []
   for axis in (2, 1):
     for dtype in _DTYPES.value:
-      row = measure(ops, axis, dtype, repeats, _THREADS.value, shape)
+      row = measure(ops, axis, dtype, repeats, _THREADS.value, shape, bandwidth)
       rows.append(row)
       print(f"{axis:>4} {dtype:>8} | {row['forward_us']:6.0f} {row['forward_gemm_us']:6.0f} "
             f"{row['forward_gates_io_us']:6.0f} | {row['backward_us']:6.0f} "
             f"{row['backward_gemm_us']:6.0f} {row['backward_gates_io_us']:6.0f} | "
             f"{row['dw_h_us']:5.0f} | {row['total_us']:6.0f} {row['floor_us']:6.0f} "
-            f"{row['total_over_floor']:5.2f} | {row.get('fused_xla_us', float('nan')):9.0f}",
+            f"{row['total_over_floor']:5.2f} | {row['io_floor_us']:5.0f} "
+            f"{row['total_over_gemm_and_io']:5.2f} | {row.get('fused_xla_us', float('nan')):9.0f}",
             flush=True)
   print(f"total/floor: median {statistics.median(r['total_over_floor'] for r in rows):.2f}; "
         "fused XLA / compiled: " + ", ".join(
@@ -166,7 +203,7 @@ def main(argv):
       cpu=machine.cpu_model(), cpu_flags=sorted(machine.cpu_flags() & {
           "avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
       threads=_THREADS.value, load_average=os.getloadavg(), repeats=repeats, shape=shape,
-      rows=rows))
+      memory_bandwidth_bytes_per_s=bandwidth, rows=rows))
 
 
 if __name__ == "__main__":

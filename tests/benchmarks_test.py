@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from reseg_tf.model import compiled_sweep
 from tests import fixtures
@@ -129,6 +130,24 @@ def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
     assert row["forward_gemm_us"] > 0 and row["backward_gates_io_us"] > 0
     assert row["dw_h_us"] > 0 and "fused_xla_us" not in row
     assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
+    assert row["io_floor_us"] > 0
+  # The state I/O a step moves is the op's map-sized tensors, divided by the steps:
+  # checked against the tensors the op takes and returns at the same shape.
+  ops = compiled_sweep.load()
+  shape = dict(batch=1, height=6, width=8, units=8)  # sweep_kernel.QUICK.
+  units = shape["units"]
+  for row in rows:
+    dtype = tf.bfloat16 if row["dtype"] == "bfloat16" else tf.float32
+    gx = tf.zeros([shape["batch"], shape["height"], shape["width"], 3 * units], dtype)
+    w_h, b = tf.zeros([1, units, 3 * units]), tf.zeros([1, 3 * units])
+    attrs = dict(axis=row["axis"], reverse=[False], bf16=dtype == tf.bfloat16)
+    hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+    dhs = tf.zeros_like(hs)
+    dgx = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=dtype, **attrs)[0]
+    nbytes = lambda t: t.shape.num_elements() * t.dtype.size  # noqa: E731
+    # hs is written forward and read back (as h_prev) backward; saved likewise.
+    moved = nbytes(gx) + 2 * nbytes(hs) + 2 * nbytes(saved) + nbytes(dhs) + nbytes(dgx)
+    assert row["state_io_bytes"] * row["steps"] == moved
 
 
 @pytest.mark.slow  # ~35 s: a benchmark, outside the product.
