@@ -27,6 +27,8 @@ times the recurrence alone (the input projections are not part of it):
   At the CamVid shape these tensors are 20-90 MB each, far beyond the caches,
   so no kernel can run a step in less than this; `total / (GEMM + I/O)` says
   how far the recurrence runs from the two floors taken one after the other;
+* the forward op as inference runs it (`keep_gates=False`: no gates kept for
+  a backward pass), beside the training forward;
 * the fused XLA sweep (`renet_fused`) forward + backward in the same run, as
   the baseline it replaces.
 
@@ -126,6 +128,9 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict,
 
   forward_s, forward = _timed(
       lambda: _phase_seconds(ops.reseg_gru_sweep(gx_in, w_h, b, **attrs)), repeats)
+  inference_s, _ = _timed(
+      lambda: _phase_seconds(ops.reseg_gru_sweep(gx_in, w_h, b, keep_gates=False, **attrs)),
+      repeats)
   backward_s, backward = _timed(
       lambda: _phase_seconds(
           ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx_in.dtype, **attrs)),
@@ -138,7 +143,7 @@ def measure(ops, axis: int, dtype: str, repeats: int, threads: int, shape: dict,
   bwd_gemm, bwd_gates, bwd_dw = (per_step(float(s), True) for s in backward)
   row = dict(axis=axis, dtype=dtype, steps=steps, lines=batch * (height if axis == 2 else width),
              forward_us=per_step(forward_s), forward_gemm_us=fwd_gemm,
-             forward_gates_io_us=fwd_gates,
+             forward_gates_io_us=fwd_gates, inference_forward_us=per_step(inference_s),
              backward_us=per_step(backward_s), backward_gemm_us=bwd_gemm,
              backward_gates_io_us=bwd_gates, dw_h_us=bwd_dw)
   row["floor_us"] = fwd_gemm + bwd_gemm + bwd_dw
@@ -179,10 +184,10 @@ def main(argv):
         flush=True)
   header = (f"{'axis':>4} {'dtype':>8} | {'fwd':>6} {'gemm':>6} {'gates':>6} | {'bwd':>6} "
             f"{'gemm':>6} {'gates':>6} | {'dw_h':>5} | {'total':>6} {'floor':>6} {'ratio':>5}"
-            f" | {'I/O':>5} {'ratio':>5} | {'XLA fused':>9}")
+            f" | {'I/O':>5} {'ratio':>5} | {'infer':>5} | {'XLA fused':>9}")
   print("microseconds per time step: fwd, bwd and total wall; gemm, gates (with the state "
         "I/O) and dw_h per thread; floor = the three GEMMs; I/O = the state I/O floor, "
-        "its ratio = total / (floor + I/O)")
+        "its ratio = total / (floor + I/O); infer = the forward op keeping no gates")
   print(header)
   rows = []
   for axis in (2, 1):
@@ -194,7 +199,8 @@ def main(argv):
             f"{row['backward_gemm_us']:6.0f} {row['backward_gates_io_us']:6.0f} | "
             f"{row['dw_h_us']:5.0f} | {row['total_us']:6.0f} {row['floor_us']:6.0f} "
             f"{row['total_over_floor']:5.2f} | {row['io_floor_us']:5.0f} "
-            f"{row['total_over_gemm_and_io']:5.2f} | {row.get('fused_xla_us', float('nan')):9.0f}",
+            f"{row['total_over_gemm_and_io']:5.2f} | {row['inference_forward_us']:5.0f} | "
+            f"{row.get('fused_xla_us', float('nan')):9.0f}",
             flush=True)
   print(f"total/floor: median {statistics.median(r['total_over_floor'] for r in rows):.2f}; "
         "fused XLA / compiled: " + ", ".join(

@@ -130,7 +130,7 @@ def test_sweep_kernel_benchmark_reports_every_phase(tmp_path):
     assert row["forward_gemm_us"] > 0 and row["backward_gates_io_us"] > 0
     assert row["dw_h_us"] > 0 and "fused_xla_us" not in row
     assert row["floor_us"] <= row["total_us"] * 2  # Per thread against wall: at most 2 threads.
-    assert row["io_floor_us"] > 0
+    assert row["io_floor_us"] > 0 and row["inference_forward_us"] > 0
   # The state I/O a step moves is the op's map-sized tensors, divided by the steps:
   # checked against the tensors the op takes and returns at the same shape.
   ops = compiled_sweep.load()

@@ -128,6 +128,48 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(results[tf.bfloat16][1], results[tf.float32][1])
     self.assertGreater(np.abs(results[tf.float32][1].astype(np.float32)).max(), 0.1)
 
+  def test_inference_keeps_no_gates_and_tapeless_gradients_still_match_scan(self):
+    rng = np.random.default_rng(11)
+    x = tf.constant(rng.normal(size=[2, 3, 5, 3]).astype(np.float32))
+    weights = _random_weights(rng, 3, 4, stacked=True)
+    want, want_grads = _sweep_and_gradients(x, 2, weights, True, "scan")
+    kept_steps = []
+    ops = compiled_sweep.load()
+    real_sweep = ops.reseg_gru_sweep
+
+    def counting_sweep(*args, **kwargs):
+      outputs = real_sweep(*args, **kwargs)
+      kept_steps.append(outputs[1].shape[0])
+      return outputs
+
+    def run(x, *weights):
+      recurrence = lowering.recurrence("compiled", "gru", x)
+      return sweep.bidirectional(x, 2, weights[:3], weights[3:], "gru", True, recurrence)
+
+    with mock.patch.object(ops, "reseg_gru_sweep", counting_sweep):
+      # No tape: the forward ops keep no gates (0 steps), and the output is the same.
+      self.assertAllClose(run(x, *weights), want, atol=1e-5, rtol=1e-5)
+      self.assertEqual(kept_steps, [0, 0])
+      # A gradient without a tape (graph-mode tf.gradients) reruns the
+      # forward op keeping the gates, and equals the reference's.
+      kept_steps.clear()
+
+      @tf.function(autograph=False)
+      def tapeless_gradients(x, *weights):
+        out = run(x, *weights)
+        loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+        return tf.gradients(loss, [x, *weights])
+
+      got_grads = tapeless_gradients(x, *weights)
+      self.assertEqual(sorted(kept_steps), [0, 0, 5, 5])
+      # Under a tape (training) the forward ops keep their gates, once.
+      kept_steps.clear()
+      with tf.GradientTape():
+        run(x, *weights)
+      self.assertEqual(kept_steps, [5, 5])
+    for g_got, g_want in zip(got_grads, want_grads):
+      self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5)
+
   def test_op_rejects_inconsistent_inputs(self):
     ops = compiled_sweep.load()
     gx, w_h, b = tf.zeros([1, 2, 3, 6]), tf.zeros([1, 2, 6]), tf.zeros([1, 6])

@@ -3,7 +3,8 @@
 //
 //   ForwardRow:  r = sigmoid(gx_r + b_r + gh_r), u = sigmoid(gx_u + b_u + gh_u),
 //                c = tanh(gx_c + b_c + r * gh_c), h <- h + u * (c - h);
-//                keeps [r, u, c, gh_c] for the backward pass, copies h to out.
+//                keeps [r, u, c, gh_c] for the backward pass (unless keep is
+//                null), copies h to out.
 //   BackwardRow: with g = dh + dhs (the carried and the output gradient),
 //                d_c = g u (1 - c^2), d_r = d_c gh_c r (1 - r),
 //                d_u = g (c - h_prev) u (1 - u); dgx = [d_r, d_u, d_c],

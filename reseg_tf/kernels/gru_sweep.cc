@@ -12,7 +12,9 @@
 //   w_h [D, U, 3U], b [D, 3U]
 //   hs [B, H, W, D*U]   the states, in input order; direction d runs in
 //                       reverse time when reverse[d].
-// The gradient op returns dgx, dw_h and db; the input projections and their
+// With keep_gates off (inference) the forward op keeps no gates (saved has 0
+// steps) and so writes half as many bytes. The gradient op returns dgx, dw_h
+// and db; the input projections and their
 // gradients stay in TensorFlow, where oneDNN runs them. gx and dgx are
 // float32, or bfloat16 when the projections run in bfloat16 (attr T): the op
 // then reads the matmul's output and writes its gradient's input directly,
@@ -232,7 +234,9 @@ Geometry GeometryOf(const Tensor& map, int axis) {
 class GruSweepOp : public OpKernel {
  public:
   explicit GruSweepOp(OpKernelConstruction* context)
-      : OpKernel(context), attrs_(context) {}
+      : OpKernel(context), attrs_(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("keep_gates", &keep_gates_));
+  }
 
   void Compute(OpKernelContext* context) override {
     const Tensor& gx = context->input(0);
@@ -258,10 +262,13 @@ class GruSweepOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(
         0, TensorShape({grid.batch, grid.height, grid.width, num_dir * units}),
         &hs_tensor));
-    // The gates (r, u, c, h @ w_hc) by processing step, for the backward op.
+    // The gates (r, u, c, h @ w_hc) by processing step, for the backward op;
+    // none (0 steps) when keep_gates is off: inference, where the forward pass
+    // then writes half as much.
     Tensor* saved_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
-        1, TensorShape({steps, num_dir, lines, 4 * units}), &saved_tensor));
+        1, TensorShape({keep_gates_ ? steps : 0, num_dir, lines, 4 * units}),
+        &saved_tensor));
     if (steps == 0 || lines == 0) return WritePhaseSeconds(context, 2, {});
 
     const auto weights = PackRecurrentWeights(w_h, false, attrs_.precision);
@@ -297,7 +304,8 @@ class GruSweepOp : public OpKernel {
               gate_kernels.forward(
                   units, gx_rows.Read(pos * num_dir + d, gx_row.data()), bias,
                   gates_h.data() + i * gates, h + i * units,
-                  SavedRow(saved, p, num_dir, d, lines, first + i, units),
+                  keep_gates_ ? SavedRow(saved, p, num_dir, d, lines, first + i, units)
+                              : nullptr,
                   StateRow(hs, pos, num_dir, d, units));
             }
           });
@@ -309,6 +317,7 @@ class GruSweepOp : public OpKernel {
 
  private:
   SweepAttrs attrs_;
+  bool keep_gates_ = true;
 };
 
 class GruSweepGradOp : public OpKernel {
@@ -331,7 +340,8 @@ class GruSweepGradOp : public OpKernel {
     const int64_t steps = grid.steps(), lines = grid.lines();
     OP_REQUIRES(context, saved_tensor.NumElements() ==
                              steps * num_dir * lines * 4 * units,
-                InvalidArgument("saved does not match hs"));
+                InvalidArgument("saved does not match hs (a forward op run with "
+                                "keep_gates=false keeps none)"));
 
     const TensorShape gate_shape(
         {grid.batch, grid.height, grid.width, num_dir * gates});
@@ -453,10 +463,13 @@ REGISTER_OP("ResegGruSweep")
     .Attr("reverse: list(bool)")
     .Attr("bf16: bool = false")
     .Attr("timing: bool = false")
+    .Attr("keep_gates: bool = true")
     .Attr("T: {float, bfloat16} = DT_FLOAT")
     .SetShapeFn([](shape_inference::InferenceContext* c) {
       std::vector<bool> reverse;
       int axis = 0;
+      bool keep_gates = true;
+      TF_RETURN_IF_ERROR(c->GetAttr("keep_gates", &keep_gates));
       TF_RETURN_IF_ERROR(c->GetAttr("reverse", &reverse));
       TF_RETURN_IF_ERROR(c->GetAttr("axis", &axis));
       shape_inference::ShapeHandle gx, w_h;
@@ -470,7 +483,8 @@ REGISTER_OP("ResegGruSweep")
       TF_RETURN_IF_ERROR(c->Multiply(c->Dim(gx, 0), c->Dim(gx, axis == 2 ? 1 : 2),
                                      &lines));
       TF_RETURN_IF_ERROR(c->Multiply(units, 4, &saved_channels));
-      c->set_output(1, c->MakeShape({c->Dim(gx, axis), c->MakeDim(int64_t(reverse.size())),
+      c->set_output(1, c->MakeShape({keep_gates ? c->Dim(gx, axis) : c->MakeDim(int64_t{0}),
+                                     c->MakeDim(int64_t(reverse.size())),
                                      lines, saved_channels}));
       c->set_output(2, c->Vector(3));
       return OkStatus();

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.eager import record  # Whether a gradient tape is active.
 
 from reseg_tf.common import machine
 
@@ -169,13 +170,19 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
   if gx.dtype not in (tf.float32, tf.bfloat16):
     gx = tf.cast(gx, tf.float32)
   attrs = dict(axis=axis, reverse=reverse, bf16=bf16)
+  # With no gradient tape active (evaluation, prediction) the forward op
+  # keeps no gates for a backward pass: it writes half as many bytes
+  # (docs/performance.md). A gradient asked for without a tape (`tf.gradients`
+  # in a graph) still gets them, from a second forward pass.
+  keep_gates = record.could_possibly_record()
 
   @tf.custom_gradient
   def run(gx, w_h, b):
-    hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, **attrs)
+    hs, saved, _ = ops.reseg_gru_sweep(gx, w_h, b, keep_gates=keep_gates, **attrs)
 
     def grad(dhs):
-      dgx, dw_h, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, saved, w_h, T=gx.dtype, **attrs)
+      kept = saved if keep_gates else ops.reseg_gru_sweep(gx, w_h, b, **attrs)[1]
+      dgx, dw_h, db, _ = ops.reseg_gru_sweep_grad(dhs, hs, kept, w_h, T=gx.dtype, **attrs)
       return dgx, dw_h, db
 
     return hs, grad
