@@ -11,7 +11,10 @@ chosen by an environment variable that TensorFlow reads once, when it
 creates its CPU device, so `import reseg_tf` sets it before that happens
 (docs/performance.md, "The CPU allocator"; `benchmarks/cpu_allocator.py`
 measures both). TF_CPU_ALLOCATOR_USE_BFC=false in the environment keeps
-TensorFlow's default.
+TensorFlow's default. On some CPUs (an Intel Xeon with AMX, here) TensorFlow's
+oneDNN build serves CPU tensors from a BFC-backed allocator of its own,
+whatever the variable says (unless TF_ENABLE_ONEDNN_OPTS=0): there the
+setting changes nothing.
 """
 
 import os
