@@ -1,4 +1,4 @@
-r"""The ReNet recurrence per time step: the compiled sweep against its GEMM floor.
+r"""The ReNet recurrence per time step: the compiled sweep against its GEMM and I/O floors.
 
 COMMAND:
   python benchmarks/sweep_kernel.py                # ~1 min
