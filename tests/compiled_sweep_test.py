@@ -167,8 +167,18 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
       with tf.GradientTape():
         run(x, *weights)
       self.assertEqual(kept_steps, [5, 5])
-    for g_got, g_want in zip(got_grads, want_grads):
-      self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5)
+      # A function traced with no tape, then called under one, is not
+      # traced again: its gradient comes from the rerun as well.
+      traced = tf.function(run, autograph=False)
+      traced(x, *weights)
+      with tf.GradientTape() as tape:
+        tape.watch([x, *weights])
+        out = traced(x, *weights)
+        loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+      traced_grads = tape.gradient(loss, [x, *weights])
+    for grads in (got_grads, traced_grads):
+      for g_got, g_want in zip(grads, want_grads):
+        self.assertAllClose(g_got, g_want, atol=1e-5, rtol=1e-5)
 
   def test_op_rejects_inconsistent_inputs(self):
     ops = compiled_sweep.load()
