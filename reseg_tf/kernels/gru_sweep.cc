@@ -13,7 +13,8 @@
 //   hs [B, H, W, D*U]   the states, in input order; direction d runs in
 //                       reverse time when reverse[d].
 // With keep_gates off (inference) the forward op keeps no gates (saved has 0
-// steps) and so writes half as many bytes. The gradient op returns dgx, dw_h
+// steps): the gates are 4U of the 5U floats it writes a line and step. The
+// gradient op returns dgx, dw_h
 // and db; the input projections and their
 // gradients stay in TensorFlow, where oneDNN runs them. gx and dgx are
 // float32, or bfloat16 when the projections run in bfloat16 (attr T): the op
@@ -264,7 +265,7 @@ class GruSweepOp : public OpKernel {
         &hs_tensor));
     // The gates (r, u, c, h @ w_hc) by processing step, for the backward op;
     // none (0 steps) when keep_gates is off: inference, where the forward pass
-    // then writes half as much.
+    // then writes the states only.
     Tensor* saved_tensor = nullptr;
     OP_REQUIRES_OK(context, context->allocate_output(
         1, TensorShape({keep_gates_ ? steps : 0, num_dir, lines, 4 * units}),
