@@ -171,9 +171,9 @@ def recurrence(core: str, gx: tf.Tensor, w_h: tf.Tensor, b: tf.Tensor, axis: int
     gx = tf.cast(gx, tf.float32)
   attrs = dict(axis=axis, reverse=reverse, bf16=bf16)
   # With no gradient tape active (evaluation, prediction) the forward op
-  # keeps no gates for a backward pass: it writes half as many bytes
-  # (docs/performance.md). A gradient asked for without a tape (`tf.gradients`
-  # in a graph) still gets them, from a second forward pass.
+  # keeps no gates for a backward pass: it writes the states only, a fifth of
+  # the bytes (docs/performance.md). A gradient asked for without a tape
+  # (`tf.gradients` in a graph) still gets them, from a second forward pass.
   keep_gates = record.could_possibly_record()
 
   @tf.custom_gradient
