@@ -30,14 +30,18 @@ def _random_weights(rng, channels, units, stacked, dtype=np.float32):
   return [tf.constant(rng.normal(0.0, 0.5, s).astype(dtype)) for s in shapes]
 
 
+def _loss(out):
+  """A fixed non-linear read of every output, so that every gradient differs."""
+  return tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+
+
 def _sweep_and_gradients(x, axis, weights, stacked, form, compute_dtype=None):
   recurrence = lowering.recurrence(form, "gru", x)
   with tf.GradientTape() as tape:
     tape.watch([x, *weights])
     out = sweep.bidirectional(x, axis, weights[:3], weights[3:], "gru", stacked, recurrence,
                               compute_dtype)
-    # A fixed non-linear read of every output, so that every gradient differs.
-    loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+    loss = _loss(out)
   return out, tape.gradient(loss, [x, *weights])
 
 
@@ -156,9 +160,7 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
 
       @tf.function(autograph=False)
       def tapeless_gradients(x, *weights):
-        out = run(x, *weights)
-        loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
-        return tf.gradients(loss, [x, *weights])
+        return tf.gradients(_loss(run(x, *weights)), [x, *weights])
 
       got_grads = tapeless_gradients(x, *weights)
       self.assertEqual(sorted(kept_steps), [0, 0, 5, 5])
@@ -173,8 +175,7 @@ class CompiledSweepTest(tf.test.TestCase, parameterized.TestCase):
       traced(x, *weights)
       with tf.GradientTape() as tape:
         tape.watch([x, *weights])
-        out = traced(x, *weights)
-        loss = tf.reduce_sum(tf.sin(out) * tf.cos(tf.range(out.shape[-1], dtype=out.dtype)))
+        loss = _loss(traced(x, *weights))
       traced_grads = tape.gradient(loss, [x, *weights])
     for grads in (got_grads, traced_grads):
       for g_got, g_want in zip(grads, want_grads):
