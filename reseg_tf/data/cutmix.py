@@ -18,6 +18,8 @@ mixing weights. The examples mixed are those of one input pipeline's batch
 
 import tensorflow as tf
 
+from reseg_tf.data import geometric
+
 
 def cutmix(batch: dict, seed: tf.Tensor, probability: float) -> dict:
   """Pastes a random box of the previous example into each example.
@@ -43,8 +45,10 @@ def cutmix(batch: dict, seed: tf.Tensor, probability: float) -> dict:
   side = tf.sqrt(tf.random.stateless_uniform([size], area_seed))  # Of the image's sides.
   box_height = tf.cast(tf.round(side * height), tf.int32)
   box_width = tf.cast(tf.round(side * width), tf.int32)
-  top = _uniform_below(top_seed, height - box_height + 1)
-  left = _uniform_below(left_seed, width - box_width + 1)
+  top = geometric.uniform_offset(tf.random.stateless_uniform([size], top_seed),
+                                height - box_height)
+  left = geometric.uniform_offset(tf.random.stateless_uniform([size], left_seed),
+                                 width - box_width)
   rows = tf.range(height)[None, :, None]
   columns = tf.range(width)[None, None, :]
   inside = ((rows >= top[:, None, None]) & (rows < (top + box_height)[:, None, None])
@@ -60,8 +64,3 @@ def check_probability(probability: float, name: str = "the CutMix probability"):
   if not 0.0 <= probability <= 1.0:
     raise ValueError(f"{name} must be in [0, 1], got {probability}")
 
-
-def _uniform_below(seed: tf.Tensor, limits: tf.Tensor) -> tf.Tensor:
-  """An int32 drawn uniformly in `[0, limit)` for each of `limits` (>= 1)."""
-  draws = tf.random.stateless_uniform(tf.shape(limits), seed)
-  return tf.minimum(tf.cast(draws * tf.cast(limits, tf.float32), tf.int32), limits - 1)

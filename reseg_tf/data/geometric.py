@@ -35,15 +35,16 @@ def random_crop_or_pad(image, label, seed, size: Sequence[int], image_fill: pixe
     image, label = pixels.as_tensors(image, label)
     slack = _slack(image, size)  # [2]: |input - target| per axis.
     draws = tf.random.stateless_uniform([2], seed)
-    offsets = _offset_in(draws, slack)
+    offsets = uniform_offset(draws, slack)
     if focus_classes and focus_probability > 0:
       offsets = _focused_offsets(label, seed, size, slack, draws, offsets,
                                  focus_classes, focus_probability)
     return _crop_or_pad(image, label, size, offsets, image_fill)
 
 
-def _offset_in(draws, largest):
-  """Per axis, the offset in `[0, largest]` that a uniform draw in [0, 1) picks."""
+def uniform_offset(draws, largest):
+  """Per entry, the integer offset in `[0, largest]` that a uniform draw in
+  [0, 1) picks (crop windows here, CutMix's boxes in `cutmix.py`)."""
   return tf.minimum(tf.cast(tf.floor(draws * tf.cast(largest + 1, tf.float32)), tf.int32),
                     largest)
 
@@ -70,7 +71,7 @@ def _focused_offsets(label, seed, size, slack, draws, offsets, focus_classes,
   # within the image's [0, slack].
   low = tf.maximum(pixel - tf.constant(size, tf.int32) + 1, 0)
   high = tf.minimum(pixel, slack)
-  focused = low + _offset_in(draws, high - low)
+  focused = low + uniform_offset(draws, high - low)
   cropped = tf.shape(label) >= tf.constant(size, tf.int32)
   return tf.where(tf.logical_and(use, cropped), focused, offsets)
 
